@@ -1,0 +1,9 @@
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace lowbit::cli {
+
+// Each verb registers its subcommand and returns nothing; the callback runs it.
+void add_format_command(CLI::App& app);
+
+}  // namespace lowbit::cli

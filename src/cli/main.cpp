@@ -1,0 +1,23 @@
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "src/cli/commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"lowbit: low-precision quantization of neural networks for FPGAs and CPUs"};
+  app.set_version_flag("--version", std::string("lowbit ") + LOWBIT_VERSION);
+  app.require_subcommand(1);
+  lowbit::cli::add_format_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "lowbit: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

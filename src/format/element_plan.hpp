@@ -1,0 +1,51 @@
+#pragma once
+// Constants a SIMD kernel needs to quantize float32 values into one scalar format, derived once
+// from the ScalarFormat. Internal to the fake-quant implementation.
+#include <cstdint>
+
+#include "lowbit/format/rounding.hpp"
+#include "lowbit/format/scalar_format.hpp"
+
+namespace lowbit::detail {
+
+struct ElementPlan {
+  enum Kind : int { kFallback, kFloat, kUniform, kBinary };
+  Kind kind = kFallback;
+  // kFloat
+  int mantissa_bits = 0;
+  int emin = 0;        // exponent of the lowest normal binade
+  int emax_clamp = 0;  // exponents above this all overflow; keeps the magic constant finite
+  bool flush = false;
+  bool wide = false;   // E8 with bias 127 (bfloat16-like): nearest-even on the float32 bit pattern  // subnormals off: below 2^emin the step is 2^emin
+  bool is_signed = true;
+  bool negative_zero = true;
+  bool saturate = true;
+  float overflow_value = 0;  // magnitude when rounding passes max without saturation (inf or NaN)
+  float inf_value = 0;       // magnitude for an infinite input
+  // kUniform: values are integer multiples of step in [lowest, max]
+  float step = 1;
+  FixedOverflow overflow = FixedOverflow::Sat;
+  float pos_inf_value = 0, neg_inf_value = 0;
+  // common
+  float max_value = 0, lowest_value = 0;
+  float nan_value = 0;
+  MagnitudeRounding mode_pos = MagnitudeRounding::NearestEven, mode_neg = MagnitudeRounding::NearestEven;
+  bool stochastic = false;
+  uint32_t seed = 0;
+};
+
+ElementPlan make_plan(const ScalarFormat& f, Rounding r, uint32_t seed);
+
+// Quantizes n contiguous floats; element k has stochastic index index0 + k. Dispatches to the best
+// SIMD target; lanes the kernel cannot take go through the scalar reference.
+// Processes the whole SIMD vectors of [0, n) and returns how many elements it did.
+size_t quantize_span_simd(const ElementPlan& p, const float* in, float* out, size_t n, uint64_t index0, float scale);
+void quantize_span(const ScalarFormat& f, const ElementPlan& p, Rounding r, const float* in, float* out, size_t n,
+                   uint64_t index0);
+// Same, with every element divided by `scale` before and multiplied by it after (block formats).
+void quantize_span_scaled(const ScalarFormat& f, const ElementPlan& p, Rounding r, const float* in, float* out,
+                          size_t n, uint64_t index0, float scale);
+// Largest |x| over n floats, and whether all are finite.
+float abs_max(const float* in, size_t n, bool* all_finite);
+
+}  // namespace lowbit::detail

@@ -1,0 +1,232 @@
+#include "lowbit/format/fake_quant.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <fmt/format.h>
+#include <hwy/targets.h>
+
+#include "lowbit/format/parallel.hpp"
+#include "lowbit/format/tensor_shape.hpp"
+#include "src/format/element_plan.hpp"
+
+namespace lowbit {
+namespace detail {
+
+ElementPlan make_plan(const ScalarFormat& f, Rounding r, uint32_t seed) {
+  ElementPlan p;
+  p.mode_pos = magnitude_rounding(r, false);
+  p.mode_neg = magnitude_rounding(r, true);
+  p.stochastic = r == Rounding::Stochastic;
+  p.seed = seed;
+  p.max_value = static_cast<float>(f.max());
+  p.lowest_value = static_cast<float>(f.lowest());
+  p.nan_value = static_cast<float>(f.quantize(std::numeric_limits<double>::quiet_NaN(), r));
+  switch (f.kind()) {
+    case ScalarKind::Binary:
+      if (r != Rounding::Down && r != Rounding::Up && r != Rounding::NearestDown && r != Rounding::Stochastic)
+        p.kind = ElementPlan::kBinary;
+      return p;
+    case ScalarKind::Integer:
+    case ScalarKind::Fixed: {
+      if (!f.float32_exact()) return p;
+      p.kind = ElementPlan::kUniform;
+      p.step = static_cast<float>(f.min_subnormal());
+      if (!std::isfinite(p.step * 0x1p24f)) return p.kind = ElementPlan::kFallback, p;
+      if (f.kind() == ScalarKind::Fixed) {
+        const FixedParams& fx = f.fixed_params();
+        p.overflow = fx.overflow;
+        if (fx.overflow == FixedOverflow::WrapSm || (fx.overflow == FixedOverflow::Wrap && fx.saturation_bits > 0))
+          p.kind = ElementPlan::kFallback;
+      }
+      p.pos_inf_value = static_cast<float>(f.quantize(std::numeric_limits<double>::infinity(), r));
+      p.neg_inf_value = static_cast<float>(f.quantize(-std::numeric_limits<double>::infinity(), r));
+      return p;
+    }
+    case ScalarKind::Minifloat: break;
+  }
+  const MinifloatParams& m = f.minifloat_params();
+  if (!m.has_zero) return p;
+  p.mantissa_bits = m.mantissa_bits;
+  p.emin = 1 - m.bias;
+  p.emax_clamp = std::ilogb(f.max()) + 1;
+  p.flush = !m.subnormals;
+  p.is_signed = m.has_sign;
+  p.negative_zero = f.has_negative_zero();
+  p.saturate = m.saturate;
+  p.overflow_value = m.specials == Specials::Ieee ? std::numeric_limits<float>::infinity()
+                                                  : std::numeric_limits<float>::quiet_NaN();
+  p.inf_value = std::fabs(static_cast<float>(f.quantize(std::numeric_limits<double>::infinity(), r)));
+  if (std::isnan(p.inf_value)) p.inf_value = std::numeric_limits<float>::quiet_NaN();
+  const bool nearest_even = r == Rounding::NearestEven;
+  if (m.exponent_bits == 8 && m.bias == 127 && m.subnormals) {
+    p.wide = true;
+    p.kind = nearest_even ? ElementPlan::kFloat : ElementPlan::kFallback;
+    return p;
+  }
+  // magic = 2^(ulp exponent + 23) and twice it must stay finite floats.
+  if (p.emax_clamp - p.mantissa_bits + 24 > 127) return p;
+  p.kind = ElementPlan::kFloat;
+  return p;
+}
+
+namespace {
+void quantize_tail(const ScalarFormat& f, Rounding r, uint32_t seed, const float* in, float* out, size_t n,
+                   uint64_t index0, float scale) {
+  for (size_t k = 0; k < n; ++k) {
+    const float v = scale == 1.0f ? in[k] : in[k] / scale;
+    const float q = static_cast<float>(f.quantize(v, r, stochastic_bits(seed, index0 + k)));
+    out[k] = scale == 1.0f ? q : q * scale;
+  }
+}
+}  // namespace
+
+void quantize_span_scaled(const ScalarFormat& f, const ElementPlan& p, Rounding r, const float* in, float* out,
+                          size_t n, uint64_t index0, float scale) {
+  size_t done = 0;
+  while (done < n) {
+    // Keep each SIMD call inside one 2^32 block of indices (the hash takes the low 32 bits per lane).
+    const uint64_t idx = index0 + done;
+    const size_t to_boundary = static_cast<size_t>(std::min<uint64_t>(n - done, (uint64_t{1} << 32) - (idx & 0xFFFFFFFFu)));
+    size_t k = 0;
+    if (p.kind != ElementPlan::kFallback) k = quantize_span_simd(p, in + done, out + done, to_boundary, idx, scale);
+    quantize_tail(f, r, p.seed, in + done + k, out + done + k, to_boundary - k, idx + k, scale);
+    done += to_boundary;
+  }
+}
+
+void quantize_span(const ScalarFormat& f, const ElementPlan& p, Rounding r, const float* in, float* out, size_t n,
+                   uint64_t index0) {
+  quantize_span_scaled(f, p, r, in, out, n, index0, 1.0f);
+}
+
+}  // namespace detail
+
+namespace {
+
+Rounding rounding_for(const Format& f, const FakeQuantOptions& opt) {
+  if (opt.rounding) return *opt.rounding;
+  if (auto s = f.scalar()) return s->default_rounding();
+  if (auto b = f.block()) return b->element().default_rounding();
+  return Rounding::NearestEven;
+}
+
+std::vector<int64_t> shape_or_flat(std::span<const int64_t> shape, size_t n) {
+  if (shape.empty()) return {static_cast<int64_t>(n)};
+  return {shape.begin(), shape.end()};
+}
+
+void check_sizes(std::span<const float> in, std::span<float> out) {
+  if (in.size() != out.size())
+    throw std::invalid_argument(fmt::format("fake_quant: input has {} elements, output {}", in.size(), out.size()));
+}
+
+void fake_quant_block(const BlockFormat& bf, std::span<const float> in, std::span<float> out,
+                      std::span<const int64_t> shape, Rounding r, const FakeQuantOptions& opt) {
+  const std::vector<int64_t> dims = shape_or_flat(shape, in.size());
+  const AxisView view = axis_view(dims, bf.params().axis, in.size());
+  if (view.inner != 1) {  // blocks not contiguous: the reference handles strided blocks
+    bf.quantize_reference(in, out, dims, r, opt.seed);
+    return;
+  }
+  float tensor = 1.0f;
+  if (bf.params().tensor_scale) {
+    bool finite = true;
+    tensor = bf.tensor_scale_for(detail::abs_max(in.data(), in.size(), &finite));
+  }
+  const ScalarFormat& elem = bf.element();
+  const detail::ElementPlan plan = detail::make_plan(elem, r, opt.seed);
+  const size_t bs = static_cast<size_t>(bf.params().block_size);
+  const size_t rows = static_cast<size_t>(view.outer), len = static_cast<size_t>(view.length);
+  const size_t blocks_per_row = (len + bs - 1) / bs;
+  parallel_chunks(rows * blocks_per_row, opt.threads, 1, [&](size_t b0, size_t b1) {
+    for (size_t b = b0; b < b1; ++b) {
+      const size_t row = b / blocks_per_row, k0 = (b % blocks_per_row) * bs;
+      const size_t begin = row * len + k0, n = std::min(bs, len - k0);
+      bool finite = true;
+      const float amax = detail::abs_max(in.data() + begin, n, &finite);
+      double s = finite ? bf.block_scale(amax, tensor) : std::numeric_limits<double>::quiet_NaN();
+      if (std::isnan(s)) {
+        std::fill_n(out.data() + begin, n, std::numeric_limits<float>::quiet_NaN());
+        continue;
+      }
+      const float eff = static_cast<float>(s * tensor);
+      if (eff == 0) {
+        std::fill_n(out.data() + begin, n, 0.0f);
+        continue;
+      }
+      detail::quantize_span_scaled(elem, plan, r, in.data() + begin, out.data() + begin, n, begin, eff);
+    }
+  });
+}
+
+}  // namespace
+
+void fake_quant(const Format& f, std::span<const float> in, std::span<float> out, std::span<const int64_t> shape,
+                const FakeQuantOptions& opt) {
+  check_sizes(in, out);
+  const Rounding r = rounding_for(f, opt);
+  if (auto s = f.scalar()) {
+    if (!s->float32_exact())
+      throw FormatError(fmt::format("{} has values that are not float32; fake quantization to float32 would round twice",
+                                    s->to_string()));
+    const detail::ElementPlan plan = detail::make_plan(*s, r, opt.seed);
+    parallel_chunks(in.size(), opt.threads, 64, [&](size_t b, size_t e) {
+      detail::quantize_span(*s, plan, r, in.data() + b, out.data() + b, e - b, b);
+    });
+    return;
+  }
+  if (auto b = f.block()) {
+    fake_quant_block(*b, in, out, shape, r, opt);
+    return;
+  }
+  const BitmodFormat& bm = *f.bitmod();
+  const size_t gs = static_cast<size_t>(bm.params().group_size);
+  parallel_chunks(in.size(), opt.threads, gs, [&](size_t b, size_t e) {
+    bm.quantize_reference(in.subspan(b, e - b), out.subspan(b, e - b));
+  });
+}
+
+void fake_quant_reference(const Format& f, std::span<const float> in, std::span<float> out,
+                          std::span<const int64_t> shape, const FakeQuantOptions& opt) {
+  check_sizes(in, out);
+  const Rounding r = rounding_for(f, opt);
+  if (auto s = f.scalar()) {
+    if (!s->float32_exact())
+      throw FormatError(fmt::format("{} has values that are not float32; fake quantization to float32 would round twice",
+                                    s->to_string()));
+    for (size_t i = 0; i < in.size(); ++i)
+      out[i] = static_cast<float>(s->quantize(in[i], r, stochastic_bits(opt.seed, i)));
+    return;
+  }
+  if (auto b = f.block()) {
+    b->quantize_reference(in, out, shape_or_flat(shape, in.size()), r, opt.seed);
+    return;
+  }
+  f.bitmod()->quantize_reference(in, out);
+}
+
+std::string simd_target() {
+  const int64_t t = hwy::SupportedTargets() & HWY_TARGETS;
+  return hwy::TargetName(t & -t);  // Highway numbers better targets with lower bits
+}
+
+bool restrict_simd_target(std::string_view name) {
+  int64_t keep = 0;
+  if (name == "AVX3") keep = HWY_AVX3 | HWY_AVX2 | HWY_SSE4 | HWY_EMU128;
+  else if (name == "AVX2") keep = HWY_AVX2 | HWY_SSE4 | HWY_EMU128;
+  else if (name == "SSE4") keep = HWY_SSE4 | HWY_EMU128;
+  else if (name == "scalar" || name == "EMU128") keep = HWY_EMU128;
+  else if (name == "all") keep = 0;
+  else return false;
+  if (keep) {
+    keep &= HWY_TARGETS;
+    if (keep == 0) return false;
+  }
+  hwy::SetSupportedTargetsForTest(keep);
+  return true;
+}
+
+}  // namespace lowbit

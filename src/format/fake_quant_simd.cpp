@@ -1,0 +1,225 @@
+// SIMD fake quantization of scalar formats, compiled once per target by Highway and dispatched at
+// run time. Every operation is exact float32 arithmetic on powers of two (see docs/kernels.md), so
+// results match ScalarFormat::quantize bit for bit.
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "src/format/element_plan.hpp"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "src/format/fake_quant_simd.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace lowbit::detail::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using DI = hn::RebindToSigned<DF>;
+using DU = hn::RebindToUnsigned<DF>;
+using VF = hn::Vec<DF>;
+using VI = hn::Vec<DI>;
+using VU = hn::Vec<DU>;
+using MF = hn::Mask<DF>;
+
+// 24 random bits per lane, identical to lowbit::stochastic_bits.
+HWY_INLINE VU StochasticBits(DU du, uint32_t seed, uint64_t index0) {
+  // index < 2^32 per span chunk is guaranteed by the caller splitting on 2^32 boundaries.
+  const VU idx = hn::Iota(du, static_cast<uint32_t>(index0));
+  const uint32_t hi = static_cast<uint32_t>(index0 >> 32) * 0x9E3779B9u;
+  VU x = hn::Xor(idx, hn::Set(du, hi ^ (seed * 0x85EBCA6Bu)));
+  x = hn::Xor(x, hn::ShiftRight<16>(x));
+  x = hn::Mul(x, hn::Set(du, 0x7FEB352Du));
+  x = hn::Xor(x, hn::ShiftRight<15>(x));
+  x = hn::Mul(x, hn::Set(du, 0x846CA68Bu));
+  x = hn::Xor(x, hn::ShiftRight<16>(x));
+  return hn::ShiftRight<8>(x);
+}
+
+// Whether a magnitude with remainder rem (0 <= rem < ulp) above its lower neighbour rounds up.
+HWY_INLINE MF RoundsUp(DF df, MagnitudeRounding m, VF rem, VF ulp, MF lower_odd, VF random_threshold) {
+  const VF rem2 = hn::Add(rem, rem);
+  switch (m) {
+    case MagnitudeRounding::NearestEven: return hn::Or(hn::Gt(rem2, ulp), hn::And(hn::Eq(rem2, ulp), lower_odd));
+    case MagnitudeRounding::NearestUp: return hn::Ge(rem2, ulp);
+    case MagnitudeRounding::NearestDown: return hn::Gt(rem2, ulp);
+    case MagnitudeRounding::Down: return hn::FirstN(df, 0);
+    case MagnitudeRounding::Up: return hn::Gt(rem, hn::Zero(df));
+    case MagnitudeRounding::Stochastic: return hn::Gt(rem, random_threshold);
+  }
+  return hn::FirstN(df, 0);
+}
+
+// Rounds magnitudes a (>= 0, may be inf/NaN: callers overwrite those lanes) to multiples of ulp
+// (a power of two, magic = ulp * 2^23). neg marks lanes whose sign is negative.
+HWY_INLINE VF RoundMagnitude(DF df, const ElementPlan& p, VF a, VF ulp, VF magic, MF neg, uint64_t index0) {
+  // a >= magic: a is already a multiple of ulp.
+  const MF big = hn::Ge(a, magic);
+  if (p.mode_pos == MagnitudeRounding::NearestEven && p.mode_neg == MagnitudeRounding::NearestEven) {
+    // Float addition rounds to nearest even at exactly the step ulp (ulp <= |a + magic| < 2 magic).
+    return hn::IfThenElse(big, a, hn::Sub(hn::Add(a, magic), magic));
+  }
+  const VF nearest = hn::Sub(hn::Add(a, magic), magic);
+  const VF t = hn::IfThenElse(big, a, hn::IfThenElse(hn::Gt(nearest, a), hn::Sub(nearest, ulp), nearest));
+  const VF rem = hn::Sub(a, t);
+  const VF magic2 = hn::Add(magic, magic);
+  const MF lower_odd = hn::Ne(hn::Sub(hn::Add(t, magic2), magic2), t);
+  if (p.stochastic) {
+    const DU du;
+    const VF u = hn::Mul(hn::ConvertTo(df, hn::BitCast(DI(), StochasticBits(du, p.seed, index0))), hn::Set(df, 0x1p-24f));
+    // u * ulp is exact unless ulp is tiny; then compare rem / ulp (exact, scaling up) with u instead.
+    const MF tiny = hn::Lt(ulp, hn::Set(df, 0x1p-125f));
+    const MF up = hn::Or(hn::And(tiny, hn::Gt(hn::Div(rem, ulp), u)), hn::AndNot(tiny, hn::Gt(rem, hn::Mul(u, ulp))));
+    return hn::IfThenElse(hn::AndNot(big, up), hn::Add(t, ulp), t);
+  }
+  const VF threshold = hn::Zero(df);
+  MF up = RoundsUp(df, p.mode_pos, rem, ulp, lower_odd, threshold);
+  if (p.mode_neg != p.mode_pos)
+    up = hn::Or(hn::And(neg, RoundsUp(df, p.mode_neg, rem, ulp, lower_odd, threshold)), hn::AndNot(neg, up));
+  return hn::IfThenElse(hn::AndNot(big, up), hn::Add(t, ulp), t);
+}
+
+HWY_INLINE VF QuantizeFloat(DF df, const ElementPlan& p, VF x, uint64_t index0) {
+  const DI di;
+  const VF a = hn::Abs(x);
+  const MF neg = hn::MaskFromVec(hn::BitCast(df, hn::ShiftRight<31>(hn::BitCast(di, x))));
+  VF r;
+  if (p.wide) {
+    // Same exponent layout as float32 (E8, bias 127): round the bit pattern to M mantissa bits.
+    const DU du;
+    const int k = 23 - p.mantissa_bits;
+    VU b = hn::BitCast(du, a);
+    const VU lsb = hn::And(hn::ShiftRightSame(b, k), hn::Set(du, 1u));
+    b = hn::Add(b, hn::Add(hn::Set(du, (1u << (k - 1)) - 1), lsb));
+    r = hn::BitCast(df, hn::And(b, hn::Set(du, ~((1u << k) - 1))));
+  } else {
+  const VI e = hn::Sub(hn::BitCast(di, hn::ShiftRight<23>(hn::BitCast(DU(), a))), hn::Set(di, 127));
+  const VI emin = hn::Set(di, p.emin);
+  VI eff = hn::Min(hn::Max(e, emin), hn::Set(di, p.emax_clamp));
+  VI ulp_exp = hn::Sub(eff, hn::Set(di, p.mantissa_bits));
+  if (p.flush) ulp_exp = hn::IfThenElse(hn::RebindMask(di, hn::Lt(a, hn::Set(df, std::ldexp(1.0f, p.emin)))), emin, ulp_exp);
+  const VF magic = hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(ulp_exp, hn::Set(di, 150))));
+  const VF ulp = hn::Mul(magic, hn::Set(df, 0x1p-23f));
+  r = RoundMagnitude(df, p, a, ulp, magic, neg, index0);
+  }
+  const VF maxv = hn::Set(df, p.max_value);
+  const MF over = hn::Gt(r, maxv);
+  if (p.saturate) {
+    r = hn::IfThenElse(over, maxv, r);
+  } else {
+    // Rounding toward zero in magnitude stops at max; other modes overflow to inf / NaN.
+    VF ovf = hn::Set(df, p.overflow_value);
+    if (p.mode_pos == MagnitudeRounding::Down) ovf = hn::IfThenElse(hn::Not(neg), maxv, ovf);
+    if (p.mode_neg == MagnitudeRounding::Down) ovf = hn::IfThenElse(neg, maxv, ovf);
+    r = hn::IfThenElse(over, ovf, r);
+  }
+  r = hn::IfThenElse(hn::IsInf(x), hn::Set(df, p.inf_value), r);
+  VF out;
+  if (p.is_signed) {
+    const VF sign = hn::And(x, hn::Set(df, -0.0f));
+    out = hn::Or(r, sign);
+    if (!p.negative_zero) out = hn::IfThenElse(hn::Eq(r, hn::Zero(df)), hn::Zero(df), out);
+  } else {
+    out = hn::IfThenElseZero(hn::Not(neg), r);
+  }
+  return hn::IfThenElse(hn::IsNaN(x), hn::Set(df, p.nan_value), out);
+}
+
+HWY_INLINE VF QuantizeUniform(DF df, const ElementPlan& p, VF x, uint64_t index0) {
+  const VF a = hn::Abs(x);
+  const DI di;
+  const MF neg = hn::MaskFromVec(hn::BitCast(df, hn::ShiftRight<31>(hn::BitCast(di, x))));
+  const VF ulp = hn::Set(df, p.step);
+  const VF magic = hn::Set(df, p.step * 0x1p23f);
+  const VF r = RoundMagnitude(df, p, a, ulp, magic, neg, index0);
+  VF v = hn::IfThenElse(neg, hn::Neg(r), r);
+  const VF maxv = hn::Set(df, p.max_value), lowv = hn::Set(df, p.lowest_value);
+  switch (p.overflow) {
+    case FixedOverflow::Sat: v = hn::Min(hn::Max(v, lowv), maxv); break;
+    case FixedOverflow::SatSym: v = hn::Min(hn::Max(v, hn::Neg(maxv)), maxv); break;
+    case FixedOverflow::SatZero: v = hn::IfThenZeroElse(hn::Or(hn::Gt(v, maxv), hn::Lt(v, lowv)), v); break;
+    case FixedOverflow::Wrap: {
+      const float range = p.max_value - p.lowest_value + p.step;  // 2^W steps, a power of two
+      const VF rv = hn::Set(df, range);
+      const VF k = hn::Floor(hn::Mul(v, hn::Set(df, 1.0f / range)));
+      VF w = hn::Sub(v, hn::Mul(k, rv));  // in [0, range)
+      w = hn::IfThenElse(hn::Gt(w, maxv), hn::Sub(w, rv), w);
+      v = hn::IfThenElse(hn::Or(hn::Gt(v, maxv), hn::Lt(v, lowv)), w, v);
+      break;
+    }
+    case FixedOverflow::WrapSm: break;  // never planned for SIMD
+  }
+  v = hn::Add(v, hn::Zero(df));  // -0 -> +0
+  v = hn::IfThenElse(hn::IsInf(x), hn::IfThenElse(neg, hn::Set(df, p.neg_inf_value), hn::Set(df, p.pos_inf_value)), v);
+  return hn::IfThenElseZero(hn::Not(hn::IsNaN(x)), v);
+}
+
+HWY_INLINE VF QuantizeBinary(DF df, VF x) {
+  return hn::IfThenElse(hn::Lt(x, hn::Zero(df)), hn::Set(df, -1.0f), hn::Set(df, 1.0f));
+}
+
+HWY_INLINE VF QuantizeVec(DF df, const ElementPlan& p, VF x, uint64_t index) {
+  switch (p.kind) {
+    case ElementPlan::kFloat: return QuantizeFloat(df, p, x, index);
+    case ElementPlan::kUniform: return QuantizeUniform(df, p, x, index);
+    case ElementPlan::kBinary: return QuantizeBinary(df, x);
+    case ElementPlan::kFallback: break;
+  }
+  return x;
+}
+
+// Processes the whole vectors of [0, n); returns how many elements were done.
+size_t QuantizeSpanSimd(const ElementPlan& p, const float* in, float* out, size_t n, uint64_t index0, float scale) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  size_t i = 0;
+  if (scale == 1.0f) {
+    for (; i + N <= n; i += N) hn::StoreU(QuantizeVec(df, p, hn::LoadU(df, in + i), index0 + i), df, out + i);
+  } else {
+    const VF s = hn::Set(df, scale);
+    for (; i + N <= n; i += N) {
+      const VF v = hn::Div(hn::LoadU(df, in + i), s);
+      hn::StoreU(hn::Mul(QuantizeVec(df, p, v, index0 + i), s), df, out + i);
+    }
+  }
+  return i;
+}
+
+float AbsMaxSimd(const float* in, size_t n, bool* all_finite) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  VF m = hn::Zero(df);
+  auto finite = hn::IsFinite(hn::Zero(df));
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const VF v = hn::LoadU(df, in + i);
+    finite = hn::And(finite, hn::IsFinite(v));
+    m = hn::Max(m, hn::Abs(v));
+  }
+  float best = hn::GetLane(hn::MaxOfLanes(df, m));
+  bool ok = hn::AllTrue(df, finite);
+  for (; i < n; ++i) {
+    if (!std::isfinite(in[i])) ok = false;
+    else best = std::max(best, std::fabs(in[i]));
+  }
+  *all_finite = ok;
+  return best;
+}
+
+}  // namespace lowbit::detail::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace lowbit::detail {
+HWY_EXPORT(QuantizeSpanSimd);
+HWY_EXPORT(AbsMaxSimd);
+
+size_t quantize_span_simd(const ElementPlan& p, const float* in, float* out, size_t n, uint64_t index0, float scale) {
+  return HWY_DYNAMIC_DISPATCH(QuantizeSpanSimd)(p, in, out, n, index0, scale);
+}
+
+float abs_max(const float* in, size_t n, bool* all_finite) { return HWY_DYNAMIC_DISPATCH(AbsMaxSimd)(in, n, all_finite); }
+}  // namespace lowbit::detail
+#endif

@@ -1,0 +1,172 @@
+#include "lowbit/quant/quantizer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "lowbit/format/fake_quant.hpp"
+#include "lowbit/format/parallel.hpp"
+#include "src/format/element_plan.hpp"
+#include "src/quant/slices.hpp"
+
+namespace lowbit {
+namespace {
+
+ScaleSpec storage_spec(ScaleStorage s) {
+  switch (s) {
+    case ScaleStorage::Fp32: return {ScaleKind::Float32, std::nullopt};
+    case ScaleStorage::Pow2: return {ScaleKind::Pow2, std::nullopt};
+    case ScaleStorage::E8M0: return {ScaleKind::Format, *Format::parse("float8_e8m0fnu").scalar()};
+    case ScaleStorage::E4M3: return {ScaleKind::Format, *Format::parse("float8_e4m3fn").scalar()};
+  }
+  return {};
+}
+
+// Value at quantile p (0..1) of sorted data, linearly interpolated.
+double quantile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const double pos = p * static_cast<double>(v.size() - 1);
+  const size_t i = static_cast<size_t>(pos);
+  const double f = pos - static_cast<double>(i);
+  return i + 1 < v.size() ? v[i] * (1 - f) + v[i + 1] * f : v[i];
+}
+
+}  // namespace
+
+Quantizer::Quantizer(QuantizerConfig c) : c_(std::move(c)) {
+  const ScalarFormat* s = c_.format.scalar();
+  if (!c_.symmetric && (!s || s->kind() != ScalarKind::Integer))
+    throw std::invalid_argument(fmt::format("asymmetric quantization (zero point) needs an integer format, not {}",
+                                            c_.format.to_string()));
+  if (!s && c_.granularity != Granularity::Tensor)
+    throw std::invalid_argument(fmt::format("{} carries its own block scales; use granularity tensor", c_.format.to_string()));
+  if (c_.group_size < 1) throw std::invalid_argument("group size must be at least 1");
+  if (!(c_.percentile > 0 && c_.percentile <= 100)) throw std::invalid_argument("percentile must be in (0, 100]");
+  if (!(c_.momentum >= 0 && c_.momentum < 1)) throw std::invalid_argument("momentum must be in [0, 1)");
+  if (s && !s->float32_exact())
+    throw std::invalid_argument(fmt::format("{} has values that are not float32", s->to_string()));
+}
+
+size_t Quantizer::slice_count(std::span<const int64_t> shape, size_t size) const {
+  if (!c_.format.scalar()) return 0;
+  return detail::slice_layout(c_, shape, size).slices;
+}
+
+float Quantizer::scale_for(double range, double grid_span) const {
+  if (!(range > 0) || !std::isfinite(range)) return 1.0f;
+  const ScaleSpec spec = storage_spec(c_.scale_storage);
+  double s = spec.round_ratio(range, grid_span, c_.scale_rounding);
+  if (s == 0) s = spec.round_ratio(range, grid_span, ScaleRule::Ceil);
+  return static_cast<float>(s);
+}
+
+double Quantizer::mse_threshold(const SliceStats& st, double amax) const {
+  // Clipping threshold in (0, amax] minimizing the squared error over the stored samples.
+  const ScalarFormat& f = *c_.format.scalar();
+  const Rounding r = c_.rounding.value_or(f.default_rounding());
+  const detail::ElementPlan plan = detail::make_plan(f, r, c_.seed);
+  std::vector<float> out(st.samples.size());
+  double best = amax, best_err = std::numeric_limits<double>::infinity();
+  for (int k = 100; k >= 1; --k) {
+    const double clip = amax * k / 100.0;
+    const float s = scale_for(clip, f.max());
+    detail::quantize_span_scaled(f, plan, r, st.samples.data(), out.data(), out.size(), 0, s);
+    double err = 0;
+    for (size_t i = 0; i < out.size(); ++i) {
+      const double d = static_cast<double>(st.samples[i]) - out[i];
+      err += d * d;
+    }
+    if (err < best_err) {
+      best_err = err;
+      best = clip;
+    }
+  }
+  return best;
+}
+
+QuantParams Quantizer::compute_params() const { return params_from_stats(); }
+
+QuantParams Quantizer::params_from_stats() const {
+  const ScalarFormat* f = c_.format.scalar();
+  QuantParams p;
+  if (!f) return p;
+  if (stats_.empty()) throw std::logic_error("Quantizer: no statistics observed and no parameters set");
+  const double qmax = f->max(), qmin = f->lowest();
+  for (const SliceStats& s : stats_) {
+    double lo = std::min(s.min, 0.0), hi = std::max(s.max, 0.0);
+    if (c_.observer == ObserverKind::Percentile && !s.samples.empty()) {
+      std::vector<double> v(s.samples.begin(), s.samples.end());
+      if (c_.symmetric) {
+        for (double& x : v) x = std::fabs(x);
+        hi = quantile(v, c_.percentile / 100.0);
+        lo = -hi;
+      } else {
+        lo = std::min(0.0, quantile(v, 1 - c_.percentile / 100.0));
+        hi = std::max(0.0, quantile(v, c_.percentile / 100.0));
+      }
+    }
+    if (c_.symmetric) {
+      double amax = std::max(-lo, hi);
+      if (c_.observer == ObserverKind::Mse && !s.samples.empty()) amax = mse_threshold(s, amax);
+      p.scale.push_back(scale_for(amax, qmax));
+    } else {
+      const float scale = scale_for(hi - lo, qmax - qmin);
+      const float lo_steps = static_cast<float>(lo) / scale;
+      const double z = std::clamp(round_integer(qmin - lo_steps, Rounding::NearestEven), qmin, qmax);
+      p.scale.push_back(scale);
+      p.zero_point.push_back(static_cast<float>(z));
+    }
+  }
+  return p;
+}
+
+void Quantizer::fake_quant(std::span<const float> in, std::span<float> out, std::span<const int64_t> shape) const {
+  if (in.size() != out.size()) throw std::invalid_argument("Quantizer::fake_quant: input and output sizes differ");
+  const ScalarFormat* f = c_.format.scalar();
+  if (!f) {
+    FakeQuantOptions o{c_.rounding, c_.seed, c_.threads};
+    lowbit::fake_quant(c_.format, in, out, shape, o);
+    return;
+  }
+  const QuantParams p = params_ ? *params_ : params_from_stats();
+  const detail::SliceLayout L = detail::slice_layout(c_, shape, in.size());
+  if (p.scale.size() != L.slices)
+    throw std::invalid_argument(fmt::format("quantizer has {} scales but the tensor has {} slices", p.scale.size(), L.slices));
+  const Rounding r = c_.rounding.value_or(f->default_rounding());
+  const detail::ElementPlan plan = detail::make_plan(*f, r, c_.seed);
+  parallel_chunks(L.runs.size(), c_.threads, 1, [&](size_t r0, size_t r1) {
+    for (size_t ri = r0; ri < r1; ++ri) {
+      const detail::Run& run = L.runs[ri];
+      const float s = p.scale[run.slice];
+      if (p.zero_point.empty()) {
+        detail::quantize_span_scaled(*f, plan, r, in.data() + run.begin, out.data() + run.begin, run.length, run.begin, s);
+        continue;
+      }
+      const float z = p.zero_point[run.slice];
+      for (size_t k = 0; k < run.length; ++k) {
+        const size_t i = run.begin + k;
+        const float v = in[i] / s;
+        double q = std::isnan(v) ? static_cast<double>(z) : round_integer(v, r, stochastic_bits(c_.seed, i)) + z;
+        q = std::clamp(q, f->lowest(), f->max());
+        out[i] = static_cast<float>(q - z) * s;
+      }
+    }
+  });
+}
+
+double sqnr_db(std::span<const float> x, std::span<const float> y) {
+  double sig = 0, err = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    sig += static_cast<double>(x[i]) * x[i];
+    const double d = static_cast<double>(x[i]) - y[i];
+    err += d * d;
+  }
+  if (err == 0) return std::numeric_limits<double>::infinity();
+  return 10 * std::log10(sig / err);
+}
+
+}  // namespace lowbit
