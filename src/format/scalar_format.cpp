@@ -79,6 +79,8 @@ ScalarFormat ScalarFormat::minifloat(MinifloatParams p) {
     throw FormatError(fmt::format("{}: a minifloat has 2 to 16 bits in total, this one has {}", name, total));
   if (p.specials == Specials::Fnuz && !p.has_sign)
     throw FormatError(fmt::format("{}: specials=fnuz puts NaN at the negative-zero code and needs a sign bit", name));
+  if (!p.has_zero && p.has_sign)
+    throw FormatError(fmt::format("{}: zero=no (no zero, as E8M0) is for unsigned formats (u{})", name, name));
   if (!p.has_zero && p.subnormals)
     throw FormatError(fmt::format("{}: zero=no makes the zero-exponent binade normal; it needs subnormals=off", name));
   if (p.specials == Specials::None) p.saturate = true;
@@ -193,6 +195,7 @@ double ScalarFormat::decode(uint32_t code) const {
   if (mf_.specials == Specials::Ieee && ef == all_e) return mf == 0 ? (neg ? -kInf : kInf) : kNaN;
   double mag;
   if (ef == 0 && mf_.has_zero) {
+    if (!mf_.subnormals && mf_.specials == Specials::Fnuz) return 0.0;  // flushed; fnuz has no -0
     mag = mf_.subnormals ? std::ldexp(static_cast<double>(mf), 1 - mf_.bias - M) : 0.0;
   } else {
     mag = std::ldexp(static_cast<double>((1u << M) + mf), static_cast<int>(ef) - mf_.bias - M);
@@ -360,7 +363,7 @@ double ScalarFormat::quantize_fixed(double x, Rounding r, uint32_t random24) con
   if (std::isinf(v)) {  // infinities saturate whatever the mode (wrapping them has no meaning)
     if (fx_.overflow == FixedOverflow::SatZero) return 0.0;
     if (v > 0) return max_;
-    return fx_.overflow == FixedOverflow::SatSym && fx_.is_signed ? -max_ : lowest_;
+    return fx_.overflow == FixedOverflow::SatSym && fx_.is_signed ? 0.0 - max_ : lowest_;
   }
   const double w = fixed_out_of_range(v);
   return w == 0 ? 0.0 : w * step;
