@@ -140,8 +140,10 @@ std::optional<FixedOverflow> fixed_overflow(std::string_view o) {
 ScalarFormat parse_fixed(std::string_view spec, std::string_view s, bool is_signed) {
   // fixed<W,I[,Q[,O[,N]]]> (ap_fixed defaults: AP_TRN, AP_WRAP, 0)
   if (!s.ends_with(">")) fail(spec, "expected fixed<W,I[,Q,O,N]>");
-  const auto args = split_top(s.substr(0, s.size() - 1));
+  auto args = split_top(s.substr(0, s.size() - 1));
   if (args.size() < 2 || args.size() > 5) fail(spec, "fixed<W,I[,Q,O,N]> takes 2 to 5 parameters");
+  for (std::string& a : args)
+    for (char& c : a) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   FixedParams p;
   p.is_signed = is_signed;
   auto w = to_int(args[0]), i = to_int(args[1]);
