@@ -207,7 +207,8 @@ void BlockFormat::quantize_reference(std::span<const float> in, std::span<float>
   float tensor = 1.0f;
   if (p_.tensor_scale) {
     float amax = 0;
-    for (float x : in) amax = std::max(amax, std::fabs(x));
+    for (float x : in)
+      if (std::isfinite(x)) amax = std::max(amax, std::fabs(x));  // NaN and inf do not count
     tensor = tensor_scale_for(amax);
   }
   const int64_t bs = p_.block_size;

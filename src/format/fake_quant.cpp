@@ -33,11 +33,14 @@ ElementPlan make_plan(const ScalarFormat& f, Rounding r, uint32_t seed) {
     case ScalarKind::Fixed: {
       if (!f.float32_exact()) return p;
       p.kind = ElementPlan::kUniform;
-      p.step = static_cast<float>(f.min_subnormal());
+      p.step = f.kind() == ScalarKind::Integer
+                   ? 1.0f
+                   : std::ldexp(1.0f, f.fixed_params().int_bits - f.fixed_params().width);
       if (!std::isfinite(p.step * 0x1p24f)) return p.kind = ElementPlan::kFallback, p;
       if (f.kind() == ScalarKind::Fixed) {
         const FixedParams& fx = f.fixed_params();
         p.overflow = fx.overflow;
+        if (p.overflow == FixedOverflow::SatSym && !fx.is_signed) p.overflow = FixedOverflow::Sat;
         if (fx.overflow == FixedOverflow::WrapSm || (fx.overflow == FixedOverflow::Wrap && fx.saturation_bits > 0))
           p.kind = ElementPlan::kFallback;
       }
@@ -213,20 +216,26 @@ std::string simd_target() {
   return hwy::TargetName(t & -t);  // Highway numbers better targets with lower bits
 }
 
+std::vector<std::string> available_simd_targets() {
+  std::vector<std::string> names;
+  const int64_t compiled = HWY_TARGETS, supported = hwy::SupportedTargets();
+  for (int64_t bit = 1; bit != 0 && bit <= compiled; bit <<= 1)
+    if ((compiled & bit) && ((supported & bit) || bit == HWY_SCALAR || bit == HWY_EMU128)) names.push_back(hwy::TargetName(bit));
+  return names;
+}
+
 bool restrict_simd_target(std::string_view name) {
-  int64_t keep = 0;
-  if (name == "AVX3") keep = HWY_AVX3 | HWY_AVX2 | HWY_SSE4 | HWY_EMU128;
-  else if (name == "AVX2") keep = HWY_AVX2 | HWY_SSE4 | HWY_EMU128;
-  else if (name == "SSE4") keep = HWY_SSE4 | HWY_EMU128;
-  else if (name == "scalar" || name == "EMU128") keep = HWY_EMU128;
-  else if (name == "all") keep = 0;
-  else return false;
-  if (keep) {
-    keep &= HWY_TARGETS;
-    if (keep == 0) return false;
+  if (name == "all") {
+    hwy::SetSupportedTargetsForTest(0);
+    return true;
   }
-  hwy::SetSupportedTargetsForTest(keep);
-  return true;
+  for (int64_t bit = 1; bit != 0 && bit <= HWY_TARGETS; bit <<= 1) {
+    if (!(HWY_TARGETS & bit) || name != hwy::TargetName(bit)) continue;
+    // This target and every weaker one (Highway numbers weaker targets with higher bits).
+    hwy::SetSupportedTargetsForTest(HWY_TARGETS & ~(bit - 1));
+    return true;
+  }
+  return false;
 }
 
 }  // namespace lowbit

@@ -91,7 +91,10 @@ HWY_INLINE VF QuantizeFloat(DF df, const ElementPlan& p, VF x, uint64_t index0) 
     const DU du;
     const int k = 23 - p.mantissa_bits;
     VU b = hn::BitCast(du, a);
-    const VU lsb = hn::And(hn::ShiftRightSame(b, k), hn::Set(du, 1u));
+    // Ties go to the even significand; with no mantissa bits a normal's significand is 1 (odd),
+    // so its ties go up, while a float32 subnormal lies above zero (even) and stays.
+    const VU lsb = p.mantissa_bits == 0 ? hn::IfThenElseZero(hn::RebindMask(du, hn::Gt(hn::BitCast(DI(), b), hn::Set(DI(), 0x7FFFFF))), hn::Set(du, 1u))
+                                        : hn::And(hn::ShiftRightSame(b, k), hn::Set(du, 1u));
     b = hn::Add(b, hn::Add(hn::Set(du, (1u << (k - 1)) - 1), lsb));
     r = hn::BitCast(df, hn::And(b, hn::Set(du, ~((1u << k) - 1))));
   } else {
@@ -146,6 +149,8 @@ HWY_INLINE VF QuantizeUniform(DF df, const ElementPlan& p, VF x, uint64_t index0
       const VF k = hn::Floor(hn::Mul(v, hn::Set(df, 1.0f / range)));
       VF w = hn::Sub(v, hn::Mul(k, rv));  // in [0, range)
       w = hn::IfThenElse(hn::Gt(w, maxv), hn::Sub(w, rv), w);
+      // From 2^24 ranges up, v is a multiple of the range (and v / range may overflow).
+      w = hn::IfThenZeroElse(hn::Ge(hn::Abs(v), hn::Set(df, range * 0x1p24f)), w);
       v = hn::IfThenElse(hn::Or(hn::Gt(v, maxv), hn::Lt(v, lowv)), w, v);
       break;
     }
@@ -195,8 +200,9 @@ float AbsMaxSimd(const float* in, size_t n, bool* all_finite) {
   size_t i = 0;
   for (; i + N <= n; i += N) {
     const VF v = hn::LoadU(df, in + i);
-    finite = hn::And(finite, hn::IsFinite(v));
-    m = hn::Max(m, hn::Abs(v));
+    const auto ok = hn::IsFinite(v);
+    finite = hn::And(finite, ok);
+    m = hn::Max(m, hn::IfThenElseZero(ok, hn::Abs(v)));  // NaN and inf do not count
   }
   float best = hn::GetLane(hn::MaxOfLanes(df, m));
   bool ok = hn::AllTrue(df, finite);

@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "lowbit/format/format.hpp"
 
@@ -29,8 +30,10 @@ void fake_quant_reference(const Format& f, std::span<const float> in, std::span<
 
 // Name of the SIMD target the fast path runs on (e.g. "AVX3", "AVX2", "SSE4", "EMU128").
 std::string simd_target();
-// Restricts the fast path to targets no better than `name` ("AVX2", "SSE4", "scalar"); for tests
-// and benchmarks of the fallbacks. Returns false when the name is unknown.
+// The SIMD targets compiled in and usable on this CPU, best first (e.g. AVX3 AVX2 SSE4 SSSE3 SCALAR).
+std::vector<std::string> available_simd_targets();
+// Restricts the fast path to `name` and weaker targets (a name from available_simd_targets(), or
+// "all" to lift the restriction); for tests and benchmarks of the fallbacks. False when unknown.
 bool restrict_simd_target(std::string_view name);
 
 }  // namespace lowbit
