@@ -114,9 +114,11 @@ QuantParams Quantizer::params_from_stats() const {
       if (c_.observer == ObserverKind::Mse && !s.samples.empty()) amax = mse_threshold(s, amax);
       p.scale.push_back(scale_for(amax, qmax));
     } else {
-      const float scale = scale_for(hi - lo, qmax - qmin);
-      const float lo_steps = static_cast<float>(lo) / scale;
-      const double z = std::clamp(round_integer(qmin - lo_steps, Rounding::NearestEven), qmin, qmax);
+      // In float32 steps, as ONNX DynamicQuantizeLinear: scale = (hi - lo) / (qmax - qmin),
+      // zero point = round(clamp(qmin - lo / scale)).
+      const float scale = scale_for(static_cast<float>(hi) - static_cast<float>(lo), qmax - qmin);
+      const float zero = static_cast<float>(qmin) - static_cast<float>(lo) / scale;
+      const double z = round_integer(std::clamp<double>(zero, qmin, qmax), Rounding::NearestEven);
       p.scale.push_back(scale);
       p.zero_point.push_back(static_cast<float>(z));
     }
@@ -156,6 +158,47 @@ void Quantizer::fake_quant(std::span<const float> in, std::span<float> out, std:
       }
     }
   });
+}
+
+namespace {
+void require_integer(const QuantizerConfig& c) {
+  const ScalarFormat* f = c.format.scalar();
+  if (!f || f->kind() != ScalarKind::Integer)
+    throw std::invalid_argument(fmt::format("{} is not an integer format", c.format.to_string()));
+}
+}  // namespace
+
+void Quantizer::quantize_to_integers(std::span<const float> in, std::span<int32_t> q, std::span<const int64_t> shape) const {
+  require_integer(c_);
+  if (in.size() != q.size()) throw std::invalid_argument("quantize_to_integers: sizes differ");
+  const ScalarFormat& f = *c_.format.scalar();
+  const QuantParams p = params_ ? *params_ : params_from_stats();
+  const detail::SliceLayout L = detail::slice_layout(c_, shape, in.size());
+  if (p.scale.size() != L.slices) throw std::invalid_argument("quantizer scales do not match the tensor's slices");
+  const Rounding r = c_.rounding.value_or(f.default_rounding());
+  for (const detail::Run& run : L.runs) {
+    const float s = p.scale[run.slice];
+    const double z = p.zero_point.empty() ? 0.0 : p.zero_point[run.slice];
+    for (size_t k = 0; k < run.length; ++k) {
+      const size_t i = run.begin + k;
+      const float v = in[i] / s;
+      const double rounded = std::isnan(v) ? 0.0 : round_integer(v, r, stochastic_bits(c_.seed, i));
+      q[i] = static_cast<int32_t>(std::clamp(rounded + z, f.lowest(), f.max()));
+    }
+  }
+}
+
+void Quantizer::dequantize_integers(std::span<const int32_t> q, std::span<float> out, std::span<const int64_t> shape) const {
+  require_integer(c_);
+  if (out.size() != q.size()) throw std::invalid_argument("dequantize_integers: sizes differ");
+  const QuantParams p = params_ ? *params_ : params_from_stats();
+  const detail::SliceLayout L = detail::slice_layout(c_, shape, q.size());
+  if (p.scale.size() != L.slices) throw std::invalid_argument("quantizer scales do not match the tensor's slices");
+  for (const detail::Run& run : L.runs) {
+    const float s = p.scale[run.slice];
+    const int64_t z = p.zero_point.empty() ? 0 : static_cast<int64_t>(p.zero_point[run.slice]);
+    for (size_t k = 0; k < run.length; ++k) out[run.begin + k] = static_cast<float>(q[run.begin + k] - z) * s;
+  }
 }
 
 double sqnr_db(std::span<const float> x, std::span<const float> y) {

@@ -65,6 +65,11 @@ class Quantizer {
   // Quantize-dequantize with the set parameters, or those computed from the statistics.
   void fake_quant(std::span<const float> in, std::span<float> out, std::span<const int64_t> shape) const;
 
+  // Integer formats: the quantized integers, q = clamp(round(fl32(x / scale)) + zero_point)
+  // (ONNX QuantizeLinear), and back, y = fl32((q - zero_point) * scale) (DequantizeLinear).
+  void quantize_to_integers(std::span<const float> in, std::span<int32_t> q, std::span<const int64_t> shape) const;
+  void dequantize_integers(std::span<const int32_t> q, std::span<float> out, std::span<const int64_t> shape) const;
+
   // Number of slices (scales) for a tensor of this shape.
   size_t slice_count(std::span<const int64_t> shape, size_t size) const;
 
