@@ -1,0 +1,51 @@
+# Runs `lowbit format` as a user would and checks its output and exit codes.
+function(run expect_rc out_var)
+  execute_process(COMMAND ${LOWBIT} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL expect_rc)
+    message(FATAL_ERROR "lowbit ${ARGN}: exit ${rc}, expected ${expect_rc}\n${out}\n${err}")
+  endif()
+  set(${out_var} "${out}${err}" PARENT_SCOPE)
+endfunction()
+
+function(expect_in haystack needle)
+  string(FIND "${haystack}" "${needle}" pos)
+  if(pos EQUAL -1)
+    message(FATAL_ERROR "expected '${needle}' in:\n${haystack}")
+  endif()
+endfunction()
+
+run(0 out format float8_e4m3fn)
+expect_in("${out}" "canonical       e4m3:specials=fn")
+expect_in("${out}" "max             448")
+expect_in("${out}" "finite_values   253")
+
+run(0 out format float8_e4m3fn --json)
+expect_in("${out}" "\"canonical\": \"e4m3:specials=fn\"")
+expect_in("${out}" "\"max\": 448.0")
+expect_in("${out}" "\"min_normal\": 0.015625")
+expect_in("${out}" "\"min_subnormal\": 0.001953125")
+expect_in("${out}" "\"finite_values\": 253")
+expect_in("${out}" "\"bits\": 8.0")
+
+run(0 out format float4_e2m1fn --table)
+expect_in("${out}" "0x7  0111  6")
+expect_in("${out}" "0xf  1111  -6")
+
+run(0 out format int4 --sqnr --samples 65536)
+expect_in("${out}" "gaussian")
+expect_in("${out}" "student_t3")
+
+run(0 out format mxfp4 --sqnr --json --samples 4096)
+expect_in("${out}" "\"sqnr_db\"")
+
+run(0 out format --list)
+expect_in("${out}" "float8_e8m0fnu")
+expect_in("${out}" "nvfp4")
+
+run(1 out format e0m3)
+expect_in("${out}" "invalid format 'e0m3': exponent width E must be at least 1")
+run(1 out format "fixed<8,3,AP_RND,AP_WRAP,9>")
+expect_in("${out}" "saturation bits N must be 0..W")
+run(1 out format int0)
+run(1 out format nosuchformat)
+expect_in("${out}" "unknown format")
