@@ -5,5 +5,6 @@ namespace lowbit::cli {
 
 // Each verb registers its subcommand and returns nothing; the callback runs it.
 void add_format_command(CLI::App& app);
+void add_sqnr_command(CLI::App& app);
 
 }  // namespace lowbit::cli

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("lowbit ") + LOWBIT_VERSION);
   app.require_subcommand(1);
   lowbit::cli::add_format_command(app);
+  lowbit::cli::add_sqnr_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
