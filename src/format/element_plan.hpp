@@ -16,7 +16,8 @@ struct ElementPlan {
   int emin = 0;        // exponent of the lowest normal binade
   int emax_clamp = 0;  // exponents above this all overflow; keeps the magic constant finite
   bool flush = false;
-  bool wide = false;   // E8 with bias 127 (bfloat16-like): nearest-even on the float32 bit pattern  // subnormals off: below 2^emin the step is 2^emin
+  bool wide = false;
+  bool scaled = false;  // steps are normal floats and the smallest is <= 1: round a / ulp with Floor   // E8 with bias 127 (bfloat16-like): nearest-even on the float32 bit pattern  // subnormals off: below 2^emin the step is 2^emin
   bool is_signed = true;
   bool negative_zero = true;
   bool saturate = true;

@@ -44,6 +44,7 @@ ElementPlan make_plan(const ScalarFormat& f, Rounding r, uint32_t seed) {
         if (fx.overflow == FixedOverflow::WrapSm || (fx.overflow == FixedOverflow::Wrap && fx.saturation_bits > 0))
           p.kind = ElementPlan::kFallback;
       }
+      p.scaled = p.step <= 1.0f && p.step >= 0x1p-126f;
       p.pos_inf_value = static_cast<float>(f.quantize(std::numeric_limits<double>::infinity(), r));
       p.neg_inf_value = static_cast<float>(f.quantize(-std::numeric_limits<double>::infinity(), r));
       return p;
@@ -72,6 +73,10 @@ ElementPlan make_plan(const ScalarFormat& f, Rounding r, uint32_t seed) {
   // magic = 2^(ulp exponent + 23) and twice it must stay finite floats.
   if (p.emax_clamp - p.mantissa_bits + 24 > 127) return p;
   p.kind = ElementPlan::kFloat;
+  // Dividing by the step (multiplying by its inverse) stays exact when the smallest step is a
+  // normal float32 no larger than 1 (below the normal range a could underflow when scaled).
+  const int min_step_exp = p.flush ? p.emin : p.emin - p.mantissa_bits;
+  p.scaled = min_step_exp >= -126 && min_step_exp <= 0;
   return p;
 }
 

@@ -52,28 +52,54 @@ HWY_INLINE MF RoundsUp(DF df, MagnitudeRounding m, VF rem, VF ulp, MF lower_odd,
   return hn::FirstN(df, 0);
 }
 
+// Whether a magnitude y (in units of the step, not an integer) rounds up from Floor(y), given its
+// fraction frac = y - Floor(y) (exact) and, for Stochastic, 24-bit uniforms u in [0, 1).
+HWY_INLINE MF FractionRoundsUp(DF df, MagnitudeRounding m, VF frac, VF u) {
+  switch (m) {
+    case MagnitudeRounding::NearestUp: return hn::Ge(frac, hn::Set(df, 0.5f));
+    case MagnitudeRounding::NearestDown: return hn::Gt(frac, hn::Set(df, 0.5f));
+    case MagnitudeRounding::Up: return hn::Gt(frac, hn::Zero(df));
+    case MagnitudeRounding::Stochastic: return hn::Gt(frac, u);
+    case MagnitudeRounding::Down:
+    case MagnitudeRounding::NearestEven: break;  // nearest-even never comes here
+  }
+  return hn::FirstN(df, 0);
+}
+
 // Rounds magnitudes a (>= 0, may be inf/NaN: callers overwrite those lanes) to multiples of ulp
-// (a power of two, magic = ulp * 2^23). neg marks lanes whose sign is negative.
-HWY_INLINE VF RoundMagnitude(DF df, const ElementPlan& p, VF a, VF ulp, VF magic, MF neg, uint64_t index0) {
+// (a power of two; magic = ulp * 2^23, inv_ulp = 1 / ulp when p.scaled). neg marks negative lanes.
+HWY_INLINE VF RoundMagnitude(DF df, const ElementPlan& p, VF a, VF ulp, VF inv_ulp, VF magic, MF neg, uint64_t index0) {
   // a >= magic: a is already a multiple of ulp.
   const MF big = hn::Ge(a, magic);
   if (p.mode_pos == MagnitudeRounding::NearestEven && p.mode_neg == MagnitudeRounding::NearestEven) {
     // Float addition rounds to nearest even at exactly the step ulp (ulp <= |a + magic| < 2 magic).
     return hn::IfThenElse(big, a, hn::Sub(hn::Add(a, magic), magic));
   }
+  VF u = hn::Zero(df);
+  if (p.stochastic)
+    u = hn::Mul(hn::ConvertTo(df, hn::BitCast(DI(), StochasticBits(DU(), p.seed, index0))), hn::Set(df, 0x1p-24f));
+  if (p.scaled) {
+    // y = a / ulp is exact (a power-of-two scaling that neither overflows nor underflows), < 2^23.
+    const VF y = hn::Mul(a, inv_ulp);
+    const VF fl = hn::Floor(y);
+    const VF frac = hn::Sub(y, fl);
+    MF up = FractionRoundsUp(df, p.mode_pos, frac, u);
+    if (p.mode_neg != p.mode_pos) up = hn::Or(hn::And(neg, FractionRoundsUp(df, p.mode_neg, frac, u)), hn::AndNot(neg, up));
+    const VF r = hn::Mul(hn::IfThenElse(up, hn::Add(fl, hn::Set(df, 1.0f)), fl), ulp);
+    return hn::IfThenElse(big, a, r);
+  }
+  // General case, all in the value domain: t = a rounded down to ulp, rem = a - t (both exact).
   const VF nearest = hn::Sub(hn::Add(a, magic), magic);
   const VF t = hn::IfThenElse(big, a, hn::IfThenElse(hn::Gt(nearest, a), hn::Sub(nearest, ulp), nearest));
   const VF rem = hn::Sub(a, t);
-  const VF magic2 = hn::Add(magic, magic);
-  const MF lower_odd = hn::Ne(hn::Sub(hn::Add(t, magic2), magic2), t);
   if (p.stochastic) {
-    const DU du;
-    const VF u = hn::Mul(hn::ConvertTo(df, hn::BitCast(DI(), StochasticBits(du, p.seed, index0))), hn::Set(df, 0x1p-24f));
     // u * ulp is exact unless ulp is tiny; then compare rem / ulp (exact, scaling up) with u instead.
     const MF tiny = hn::Lt(ulp, hn::Set(df, 0x1p-125f));
     const MF up = hn::Or(hn::And(tiny, hn::Gt(hn::Div(rem, ulp), u)), hn::AndNot(tiny, hn::Gt(rem, hn::Mul(u, ulp))));
     return hn::IfThenElse(hn::AndNot(big, up), hn::Add(t, ulp), t);
   }
+  const VF magic2 = hn::Add(magic, magic);
+  const MF lower_odd = hn::Ne(hn::Sub(hn::Add(t, magic2), magic2), t);
   const VF threshold = hn::Zero(df);
   MF up = RoundsUp(df, p.mode_pos, rem, ulp, lower_odd, threshold);
   if (p.mode_neg != p.mode_pos)
@@ -105,7 +131,8 @@ HWY_INLINE VF QuantizeFloat(DF df, const ElementPlan& p, VF x, uint64_t index0) 
   if (p.flush) ulp_exp = hn::IfThenElse(hn::RebindMask(di, hn::Lt(a, hn::Set(df, std::ldexp(1.0f, p.emin)))), emin, ulp_exp);
   const VF magic = hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(ulp_exp, hn::Set(di, 150))));
   const VF ulp = hn::Mul(magic, hn::Set(df, 0x1p-23f));
-  r = RoundMagnitude(df, p, a, ulp, magic, neg, index0);
+  const VF inv_ulp = hn::BitCast(df, hn::ShiftLeft<23>(hn::Sub(hn::Set(di, 127), ulp_exp)));
+  r = RoundMagnitude(df, p, a, ulp, inv_ulp, magic, neg, index0);
   }
   const VF maxv = hn::Set(df, p.max_value);
   const MF over = hn::Gt(r, maxv);
@@ -136,7 +163,7 @@ HWY_INLINE VF QuantizeUniform(DF df, const ElementPlan& p, VF x, uint64_t index0
   const MF neg = hn::MaskFromVec(hn::BitCast(df, hn::ShiftRight<31>(hn::BitCast(di, x))));
   const VF ulp = hn::Set(df, p.step);
   const VF magic = hn::Set(df, p.step * 0x1p23f);
-  const VF r = RoundMagnitude(df, p, a, ulp, magic, neg, index0);
+  const VF r = RoundMagnitude(df, p, a, ulp, hn::Set(df, 1.0f / p.step), magic, neg, index0);
   VF v = hn::IfThenElse(neg, hn::Neg(r), r);
   const VF maxv = hn::Set(df, p.max_value), lowv = hn::Set(df, p.lowest_value);
   switch (p.overflow) {
