@@ -46,6 +46,13 @@ void quantize_span(const ScalarFormat& f, const ElementPlan& p, Rounding r, cons
 // Same, with every element divided by `scale` before and multiplied by it after (block formats).
 void quantize_span_scaled(const ScalarFormat& f, const ElementPlan& p, Rounding r, const float* in, float* out,
                           size_t n, uint64_t index0, float scale);
+// Whole blocks of `block` floats: amax[b] = largest finite |x| of block b, finite[b] = no NaN / inf.
+void block_abs_max(const float* in, size_t blocks, size_t block, float* amax, uint8_t* finite);
+// Quantizes whole blocks with per-block scales (NaN: a NaN block; 0: zeros). pow2: every scale is
+// a power of two, so x / s is computed as x * (1 / s). Returns how many blocks it did (all unless
+// `block` is not a multiple of the SIMD width, then none).
+size_t quantize_blocks_simd(const ElementPlan& p, const float* in, float* out, size_t blocks, size_t block,
+                            const float* scale, bool pow2, uint64_t index0);
 // Largest |x| over n floats, and whether all are finite.
 float abs_max(const float* in, size_t n, bool* all_finite);
 

@@ -10,6 +10,7 @@
 
 #include "lowbit/format/parallel.hpp"
 #include "lowbit/format/tensor_shape.hpp"
+#include "src/format/block_scaler.hpp"
 #include "src/format/element_plan.hpp"
 
 namespace lowbit {
@@ -146,8 +147,36 @@ void fake_quant_block(const BlockFormat& bf, std::span<const float> in, std::spa
   }
   const ScalarFormat& elem = bf.element();
   const detail::ElementPlan plan = detail::make_plan(elem, r, opt.seed);
+  const detail::BlockScaler scaler(bf, tensor);
   const size_t bs = static_cast<size_t>(bf.params().block_size);
   const size_t rows = static_cast<size_t>(view.outer), len = static_cast<size_t>(view.length);
+  const bool pow2 = bf.params().scale.is_power_of_two() && !bf.params().tensor_scale;
+  auto effective_scale = [&](bool finite, float amax) -> float {
+    if (!finite) return std::numeric_limits<float>::quiet_NaN();
+    return static_cast<float>(scaler.scale(amax) * tensor);
+  };
+  if (len % bs == 0 && plan.kind != detail::ElementPlan::kFallback) {
+    // Every block is whole and contiguous: amax, scales and elements in SIMD over block ranges.
+    parallel_chunks(rows * len / bs, opt.threads, 1, [&](size_t b0, size_t b1) {
+      constexpr size_t kBatch = 1024;
+      std::vector<float> amax(kBatch), scale(kBatch);
+      std::vector<uint8_t> finite(kBatch);
+      for (size_t b = b0; b < b1; b += kBatch) {
+        const size_t nb = std::min(kBatch, b1 - b);
+        const float* src = in.data() + b * bs;
+        detail::block_abs_max(src, nb, bs, amax.data(), finite.data());
+        for (size_t k = 0; k < nb; ++k) scale[k] = effective_scale(finite[k], amax[k]);
+        const size_t done = detail::quantize_blocks_simd(plan, src, out.data() + b * bs, nb, bs, scale.data(), pow2, b * bs);
+        for (size_t k = done; k < nb; ++k) {  // blocks the SIMD kernel leaves (sizes not a multiple of its width)
+          const size_t begin = (b + k) * bs;
+          if (std::isnan(scale[k])) std::fill_n(out.data() + begin, bs, std::numeric_limits<float>::quiet_NaN());
+          else if (scale[k] == 0) std::fill_n(out.data() + begin, bs, 0.0f);
+          else detail::quantize_span_scaled(elem, plan, r, in.data() + begin, out.data() + begin, bs, begin, scale[k]);
+        }
+      }
+    });
+    return;
+  }
   const size_t blocks_per_row = (len + bs - 1) / bs;
   parallel_chunks(rows * blocks_per_row, opt.threads, 1, [&](size_t b0, size_t b1) {
     for (size_t b = b0; b < b1; ++b) {
@@ -155,12 +184,11 @@ void fake_quant_block(const BlockFormat& bf, std::span<const float> in, std::spa
       const size_t begin = row * len + k0, n = std::min(bs, len - k0);
       bool finite = true;
       const float amax = detail::abs_max(in.data() + begin, n, &finite);
-      double s = finite ? bf.block_scale(amax, tensor) : std::numeric_limits<double>::quiet_NaN();
-      if (std::isnan(s)) {
+      const float eff = effective_scale(finite, amax);
+      if (std::isnan(eff)) {
         std::fill_n(out.data() + begin, n, std::numeric_limits<float>::quiet_NaN());
         continue;
       }
-      const float eff = static_cast<float>(s * tensor);
       if (eff == 0) {
         std::fill_n(out.data() + begin, n, 0.0f);
         continue;

@@ -219,6 +219,62 @@ size_t QuantizeSpanSimd(const ElementPlan& p, const float* in, float* out, size_
   return i;
 }
 
+void BlockAbsMaxSimd(const float* in, size_t blocks, size_t block, float* amax, uint8_t* finite) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  if (block % N != 0) {
+    for (size_t b = 0; b < blocks; ++b) {
+      float m = 0;
+      bool ok = true;
+      for (size_t k = 0; k < block; ++k) {
+        const float v = in[b * block + k];
+        if (!std::isfinite(v)) ok = false;
+        else m = std::max(m, std::fabs(v));
+      }
+      amax[b] = m;
+      finite[b] = ok;
+    }
+    return;
+  }
+  for (size_t b = 0; b < blocks; ++b) {
+    const float* p = in + b * block;
+    VF m = hn::Zero(df);
+    auto ok = hn::IsFinite(hn::Zero(df));
+    for (size_t k = 0; k < block; k += N) {
+      const VF v = hn::LoadU(df, p + k);
+      const auto f = hn::IsFinite(v);
+      ok = hn::And(ok, f);
+      m = hn::Max(m, hn::IfThenElseZero(f, hn::Abs(v)));
+    }
+    amax[b] = hn::GetLane(hn::MaxOfLanes(df, m));
+    finite[b] = hn::AllTrue(df, ok);
+  }
+}
+
+size_t QuantizeBlocksSimd(const ElementPlan& p, const float* in, float* out, size_t blocks, size_t block,
+                          const float* scale, bool pow2, uint64_t index0) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  if (block % N != 0) return 0;
+  for (size_t b = 0; b < blocks; ++b) {
+    const float s = scale[b];
+    const float* src = in + b * block;
+    float* dst = out + b * block;
+    if (std::isnan(s) || s == 0) {
+      const VF fill = hn::Set(df, s);  // NaN block, or zeros
+      for (size_t k = 0; k < block; k += N) hn::StoreU(fill, df, dst + k);
+      continue;
+    }
+    const VF sv = hn::Set(df, s), inv = hn::Set(df, 1.0f / s);
+    for (size_t k = 0; k < block; k += N) {
+      const VF x = hn::LoadU(df, src + k);
+      const VF v = pow2 ? hn::Mul(x, inv) : hn::Div(x, sv);  // 1 / s is exact for a power of two
+      hn::StoreU(hn::Mul(QuantizeVec(df, p, v, index0 + b * block + k), sv), df, dst + k);
+    }
+  }
+  return blocks;
+}
+
 float AbsMaxSimd(const float* in, size_t n, bool* all_finite) {
   const DF df;
   const size_t N = hn::Lanes(df);
@@ -248,6 +304,17 @@ HWY_AFTER_NAMESPACE();
 namespace lowbit::detail {
 HWY_EXPORT(QuantizeSpanSimd);
 HWY_EXPORT(AbsMaxSimd);
+HWY_EXPORT(BlockAbsMaxSimd);
+HWY_EXPORT(QuantizeBlocksSimd);
+
+void block_abs_max(const float* in, size_t blocks, size_t block, float* amax, uint8_t* finite) {
+  HWY_DYNAMIC_DISPATCH(BlockAbsMaxSimd)(in, blocks, block, amax, finite);
+}
+
+size_t quantize_blocks_simd(const ElementPlan& p, const float* in, float* out, size_t blocks, size_t block,
+                            const float* scale, bool pow2, uint64_t index0) {
+  return HWY_DYNAMIC_DISPATCH(QuantizeBlocksSimd)(p, in, out, blocks, block, scale, pow2, index0);
+}
 
 size_t quantize_span_simd(const ElementPlan& p, const float* in, float* out, size_t n, uint64_t index0, float scale) {
   return HWY_DYNAMIC_DISPATCH(QuantizeSpanSimd)(p, in, out, n, index0, scale);

@@ -1,0 +1,73 @@
+#include "src/format/block_scaler.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace lowbit::detail {
+
+BlockScaler::BlockScaler(const BlockFormat& f, double tensor) : f_(f), tensor_(tensor) {
+  const BlockParams& p = f.params();
+  const ScaleSpec& s = p.scale;
+  elem_emax_ = std::ilogb(p.element.max());
+  if (p.rule == ScaleRule::Floor && tensor == 1.0 && s.is_power_of_two()) {
+    pow2_floor_ = true;
+    if (s.kind == ScaleKind::Pow2) {
+      scale_emin_ = -126;
+      scale_emax_ = 127;
+    } else {
+      scale_emin_ = std::ilogb(s.format->min_subnormal());
+      scale_emax_ = std::ilogb(s.format->max());
+      nan_above_ = s.format->has_nan();
+    }
+    return;
+  }
+  if (s.kind != ScaleKind::Format || s.format->bits() > 12) return;  // fp32 scales: the exact slow path
+  const ScalarFormat& g = *s.format;
+  for (uint64_t c = 0; c < g.code_count(); ++c) {
+    const double v = g.decode(static_cast<uint32_t>(c));
+    if (std::isfinite(v) && v >= 0 && !std::signbit(v)) grid_.push_back(v);
+  }
+  std::sort(grid_.begin(), grid_.end());
+  grid_.erase(std::unique(grid_.begin(), grid_.end()), grid_.end());
+  denom_ = p.rule == ScaleRule::Floor ? std::ldexp(static_cast<long double>(tensor), elem_emax_)
+                                      : static_cast<long double>(p.element.max()) * tensor;
+  for (double v : grid_) {
+    products_.push_back(static_cast<long double>(v) * denom_);
+    odd_.push_back(g.significand_odd(v));
+  }
+}
+
+double BlockScaler::scale(double amax) const {
+  if (pow2_floor_) {
+    int e = amax > 0 ? std::ilogb(amax) - elem_emax_ : scale_emin_;
+    if (e > scale_emax_) {
+      if (nan_above_) return std::numeric_limits<double>::quiet_NaN();
+      e = scale_emax_;
+    }
+    return std::ldexp(1.0, std::max(e, scale_emin_));
+  }
+  if (grid_.empty()) return f_.block_scale(amax, tensor_);
+  const BlockParams& p = f_.params();
+  if (p.rule == ScaleRule::Floor && p.scale.is_power_of_two() && p.scale.format->has_nan() && amax > 0 &&
+      std::ilogb(amax / static_cast<double>(denom_)) > std::ilogb(p.scale.max()))
+    return std::numeric_limits<double>::quiet_NaN();
+  const long double target = amax;
+  // i: the last grid value whose product is <= amax (or the first one when none is).
+  const auto it = std::upper_bound(products_.begin(), products_.end(), target);
+  if (it == products_.begin()) return grid_.front();  // below the smallest (a grid without zero)
+  const size_t i = static_cast<size_t>(it - products_.begin()) - 1;
+  if (products_[i] == target || i + 1 == grid_.size()) return grid_[i];
+  switch (p.rule) {
+    case ScaleRule::Floor: return grid_[i];
+    case ScaleRule::Ceil: return grid_[i + 1];
+    case ScaleRule::Nearest: {
+      const long double below = target - products_[i], above = products_[i + 1] - target;
+      if (below != above) return below < above ? grid_[i] : grid_[i + 1];
+      return odd_[i] ? grid_[i + 1] : grid_[i];
+    }
+  }
+  return grid_[i];
+}
+
+}  // namespace lowbit::detail

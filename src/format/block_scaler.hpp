@@ -1,0 +1,29 @@
+#pragma once
+// Block scales, fast: the same values as BlockFormat::block_scale (tests hold them equal), from a
+// power-of-two shortcut (OCP MX floor rule) or a table of the scale grid times the denominator.
+#include <vector>
+
+#include "lowbit/format/block_format.hpp"
+
+namespace lowbit::detail {
+
+class BlockScaler {
+ public:
+  BlockScaler(const BlockFormat& f, double tensor);
+  // Scale of a block with finite largest magnitude amax (NaN for a NaN block).
+  double scale(double amax) const;
+
+ private:
+  const BlockFormat& f_;
+  double tensor_;
+  bool pow2_floor_ = false;  // OCP MX floor rule on an E8M0 / pow2 scale, no tensor scale
+  int elem_emax_ = 0, scale_emin_ = 0, scale_emax_ = 0;
+  bool nan_above_ = false;
+  // Table: grid values g_i ascending and their products with the denominator.
+  std::vector<double> grid_;
+  std::vector<long double> products_;
+  std::vector<bool> odd_;
+  long double denom_ = 1;
+};
+
+}  // namespace lowbit::detail
