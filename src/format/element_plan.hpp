@@ -24,13 +24,17 @@ struct ElementPlan {
   float overflow_value = 0;  // magnitude when rounding passes max without saturation (inf or NaN)
   float inf_value = 0;       // magnitude for an infinite input
   // kUniform: values are integer multiples of step in [lowest, max]
-  float step = 1;
+  float step = 1, inv_step = 1;
+  float wrap_range = 0, inv_wrap_range = 0;  // 2^W steps (AP_WRAP)
+  bool signed_rounding = false;  // round x / step on the signed line with hardware rounding
+  float min_normal = 0;          // kFloat with flush
   FixedOverflow overflow = FixedOverflow::Sat;
   float pos_inf_value = 0, neg_inf_value = 0;
   // common
   float max_value = 0, lowest_value = 0;
   float nan_value = 0;
   MagnitudeRounding mode_pos = MagnitudeRounding::NearestEven, mode_neg = MagnitudeRounding::NearestEven;
+  Rounding rounding = Rounding::NearestEven;
   bool stochastic = false;
   uint32_t seed = 0;
 };

@@ -20,6 +20,7 @@ ElementPlan make_plan(const ScalarFormat& f, Rounding r, uint32_t seed) {
   ElementPlan p;
   p.mode_pos = magnitude_rounding(r, false);
   p.mode_neg = magnitude_rounding(r, true);
+  p.rounding = r;
   p.stochastic = r == Rounding::Stochastic;
   p.seed = seed;
   p.max_value = static_cast<float>(f.max());
@@ -46,6 +47,10 @@ ElementPlan make_plan(const ScalarFormat& f, Rounding r, uint32_t seed) {
           p.kind = ElementPlan::kFallback;
       }
       p.scaled = p.step <= 1.0f && p.step >= 0x1p-126f;
+      p.inv_step = 1.0f / p.step;
+      p.wrap_range = p.max_value - p.lowest_value + p.step;
+      p.inv_wrap_range = 1.0f / p.wrap_range;
+      p.signed_rounding = p.scaled && r != Rounding::NearestAway && r != Rounding::NearestZero && r != Rounding::Stochastic;
       p.pos_inf_value = static_cast<float>(f.quantize(std::numeric_limits<double>::infinity(), r));
       p.neg_inf_value = static_cast<float>(f.quantize(-std::numeric_limits<double>::infinity(), r));
       return p;
@@ -58,6 +63,7 @@ ElementPlan make_plan(const ScalarFormat& f, Rounding r, uint32_t seed) {
   p.emin = 1 - m.bias;
   p.emax_clamp = std::ilogb(f.max()) + 1;
   p.flush = !m.subnormals;
+  p.min_normal = static_cast<float>(f.min_normal());
   p.is_signed = m.has_sign;
   p.negative_zero = f.has_negative_zero();
   p.saturate = m.saturate;

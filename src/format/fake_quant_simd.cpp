@@ -27,7 +27,7 @@ using MF = hn::Mask<DF>;
 // 24 random bits per lane, identical to lowbit::stochastic_bits.
 HWY_INLINE VU StochasticBits(DU du, uint32_t seed, uint64_t index0) {
   // index < 2^32 per span chunk is guaranteed by the caller splitting on 2^32 boundaries.
-  const VU idx = hn::Iota(du, static_cast<uint32_t>(index0));
+  const VU idx = hn::Add(hn::Iota(du, 0u), hn::Set(du, static_cast<uint32_t>(index0)));
   const uint32_t hi = static_cast<uint32_t>(index0 >> 32) * 0x9E3779B9u;
   VU x = hn::Xor(idx, hn::Set(du, hi ^ (seed * 0x85EBCA6Bu)));
   x = hn::Xor(x, hn::ShiftRight<16>(x));
@@ -128,7 +128,7 @@ HWY_INLINE VF QuantizeFloat(DF df, const ElementPlan& p, VF x, uint64_t index0) 
   const VI emin = hn::Set(di, p.emin);
   VI eff = hn::Min(hn::Max(e, emin), hn::Set(di, p.emax_clamp));
   VI ulp_exp = hn::Sub(eff, hn::Set(di, p.mantissa_bits));
-  if (p.flush) ulp_exp = hn::IfThenElse(hn::RebindMask(di, hn::Lt(a, hn::Set(df, std::ldexp(1.0f, p.emin)))), emin, ulp_exp);
+  if (p.flush) ulp_exp = hn::IfThenElse(hn::RebindMask(di, hn::Lt(a, hn::Set(df, p.min_normal))), emin, ulp_exp);
   const VF magic = hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(ulp_exp, hn::Set(di, 150))));
   const VF ulp = hn::Mul(magic, hn::Set(df, 0x1p-23f));
   const VF inv_ulp = hn::BitCast(df, hn::ShiftLeft<23>(hn::Sub(hn::Set(di, 127), ulp_exp)));
@@ -157,27 +157,49 @@ HWY_INLINE VF QuantizeFloat(DF df, const ElementPlan& p, VF x, uint64_t index0) 
   return hn::IfThenElse(hn::IsNaN(x), hn::Set(df, p.nan_value), out);
 }
 
+// Rounds x / step on the signed line with the hardware's rounding instructions; for the modes that
+// depend on the sign (and are not symmetric in magnitude). Returns multiples of step.
+HWY_INLINE VF RoundSigned(DF df, const ElementPlan& p, VF x) {
+  const VF y = hn::Mul(x, hn::Set(df, p.inv_step));  // exact: step is a power of two <= 1
+  VF q;
+  switch (p.rounding) {
+    case Rounding::NearestEven: q = hn::Round(y); break;
+    case Rounding::Down: q = hn::Floor(y); break;
+    case Rounding::Up: q = hn::Ceil(y); break;
+    case Rounding::TowardZero: q = hn::Trunc(y); break;
+    default: {  // NearestUp / NearestDown: compare y with floor + 1/2 (exact while y is not an integer)
+      const VF fl = hn::Floor(y);
+      const VF half = hn::Add(fl, hn::Set(df, 0.5f));
+      const MF up = hn::AndNot(hn::Eq(y, fl), p.rounding == Rounding::NearestUp ? hn::Ge(y, half) : hn::Gt(y, half));
+      q = hn::IfThenElse(up, hn::Add(fl, hn::Set(df, 1.0f)), fl);
+    }
+  }
+  return hn::Mul(q, hn::Set(df, p.step));
+}
+
 HWY_INLINE VF QuantizeUniform(DF df, const ElementPlan& p, VF x, uint64_t index0) {
-  const VF a = hn::Abs(x);
   const DI di;
   const MF neg = hn::MaskFromVec(hn::BitCast(df, hn::ShiftRight<31>(hn::BitCast(di, x))));
-  const VF ulp = hn::Set(df, p.step);
-  const VF magic = hn::Set(df, p.step * 0x1p23f);
-  const VF r = RoundMagnitude(df, p, a, ulp, hn::Set(df, 1.0f / p.step), magic, neg, index0);
-  VF v = hn::IfThenElse(neg, hn::Neg(r), r);
+  VF v;
+  if (p.signed_rounding) {
+    v = RoundSigned(df, p, x);
+  } else {
+    const VF a = hn::Abs(x);
+    const VF r = RoundMagnitude(df, p, a, hn::Set(df, p.step), hn::Set(df, p.inv_step), hn::Set(df, p.step * 0x1p23f), neg, index0);
+    v = hn::IfThenElse(neg, hn::Neg(r), r);
+  }
   const VF maxv = hn::Set(df, p.max_value), lowv = hn::Set(df, p.lowest_value);
   switch (p.overflow) {
     case FixedOverflow::Sat: v = hn::Min(hn::Max(v, lowv), maxv); break;
     case FixedOverflow::SatSym: v = hn::Min(hn::Max(v, hn::Neg(maxv)), maxv); break;
     case FixedOverflow::SatZero: v = hn::IfThenZeroElse(hn::Or(hn::Gt(v, maxv), hn::Lt(v, lowv)), v); break;
     case FixedOverflow::Wrap: {
-      const float range = p.max_value - p.lowest_value + p.step;  // 2^W steps, a power of two
-      const VF rv = hn::Set(df, range);
-      const VF k = hn::Floor(hn::Mul(v, hn::Set(df, 1.0f / range)));
+      const VF rv = hn::Set(df, p.wrap_range);  // 2^W steps, a power of two
+      const VF k = hn::Floor(hn::Mul(v, hn::Set(df, p.inv_wrap_range)));
       VF w = hn::Sub(v, hn::Mul(k, rv));  // in [0, range)
       w = hn::IfThenElse(hn::Gt(w, maxv), hn::Sub(w, rv), w);
       // From 2^24 ranges up, v is a multiple of the range (and v / range may overflow).
-      w = hn::IfThenZeroElse(hn::Ge(hn::Abs(v), hn::Set(df, range * 0x1p24f)), w);
+      w = hn::IfThenZeroElse(hn::Ge(hn::Abs(v), hn::Set(df, p.wrap_range * 0x1p24f)), w);
       v = hn::IfThenElse(hn::Or(hn::Gt(v, maxv), hn::Lt(v, lowv)), w, v);
       break;
     }
