@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 
 namespace lowbit::detail {
@@ -32,37 +34,55 @@ BlockScaler::BlockScaler(const BlockFormat& f, double tensor) : f_(f), tensor_(t
   grid_.erase(std::unique(grid_.begin(), grid_.end()), grid_.end());
   denom_ = p.rule == ScaleRule::Floor ? std::ldexp(static_cast<long double>(tensor), elem_emax_)
                                       : static_cast<long double>(p.element.max()) * tensor;
+  // Products of a <= 12-bit scale (<= 12 significant bits) and the denominator (<= 16 + 24 bits)
+  // are exact doubles; so are the differences the nearest rule compares.
   for (double v : grid_) {
-    products_.push_back(static_cast<long double>(v) * denom_);
+    products_.push_back(static_cast<double>(static_cast<long double>(v) * denom_));
     odd_.push_back(g.significand_odd(v));
   }
+  padded_ = 1;
+  while (padded_ < products_.size()) padded_ *= 2;
+  products_.resize(padded_ + 1, std::numeric_limits<double>::infinity());
 }
 
 double BlockScaler::scale(double amax) const {
   if (pow2_floor_) {
-    int e = amax > 0 ? std::ilogb(amax) - elem_emax_ : scale_emin_;
+    // floor(log2 amax) from the float32 bits when amax is a normal float (it is a float32).
+    const float af = static_cast<float>(amax);
+    uint32_t bits;
+    std::memcpy(&bits, &af, 4);
+    const int field = static_cast<int>(bits >> 23);
+    int e = field > 0 ? field - 127 - elem_emax_ : (amax > 0 ? std::ilogb(amax) - elem_emax_ : scale_emin_);
     if (e > scale_emax_) {
       if (nan_above_) return std::numeric_limits<double>::quiet_NaN();
       e = scale_emax_;
     }
-    return std::ldexp(1.0, std::max(e, scale_emin_));
+    e = std::max(e, scale_emin_);
+    if (e >= -126) {
+      const uint32_t sb = static_cast<uint32_t>(e + 127) << 23;
+      float sf;
+      std::memcpy(&sf, &sb, 4);
+      return sf;
+    }
+    return std::ldexp(1.0, e);
   }
   if (grid_.empty()) return f_.block_scale(amax, tensor_);
   const BlockParams& p = f_.params();
   if (p.rule == ScaleRule::Floor && p.scale.is_power_of_two() && p.scale.format->has_nan() && amax > 0 &&
       std::ilogb(amax / static_cast<double>(denom_)) > std::ilogb(p.scale.max()))
     return std::numeric_limits<double>::quiet_NaN();
-  const long double target = amax;
-  // i: the last grid value whose product is <= amax (or the first one when none is).
-  const auto it = std::upper_bound(products_.begin(), products_.end(), target);
-  if (it == products_.begin()) return grid_.front();  // below the smallest (a grid without zero)
-  const size_t i = static_cast<size_t>(it - products_.begin()) - 1;
+  const double target = amax;
+  // i: the last grid value whose product is <= amax (or the first one when none is); a
+  // branchless binary search over the products padded with +inf to a power of two.
+  if (target < products_[0]) return grid_.front();  // below the smallest (a grid without zero)
+  size_t i = 0;
+  for (size_t step = padded_ / 2; step > 0; step /= 2) i = products_[i + step] <= target ? i + step : i;
   if (products_[i] == target || i + 1 == grid_.size()) return grid_[i];
   switch (p.rule) {
     case ScaleRule::Floor: return grid_[i];
     case ScaleRule::Ceil: return grid_[i + 1];
     case ScaleRule::Nearest: {
-      const long double below = target - products_[i], above = products_[i + 1] - target;
+      const double below = target - products_[i], above = products_[i + 1] - target;
       if (below != above) return below < above ? grid_[i] : grid_[i + 1];
       return odd_[i] ? grid_[i + 1] : grid_[i];
     }

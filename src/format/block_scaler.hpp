@@ -21,7 +21,8 @@ class BlockScaler {
   bool nan_above_ = false;
   // Table: grid values g_i ascending and their products with the denominator.
   std::vector<double> grid_;
-  std::vector<long double> products_;
+  std::vector<double> products_;
+  size_t padded_ = 1;
   std::vector<bool> odd_;
   long double denom_ = 1;
 };
