@@ -40,6 +40,15 @@ BlockScaler::BlockScaler(const BlockFormat& f, double tensor) : f_(f), tensor_(t
     products_.push_back(static_cast<double>(static_cast<long double>(v) * denom_));
     odd_.push_back(g.significand_odd(v));
   }
+  // When the positive codes 0, 1, 2, ... of the scale format give the grid in order, the grid index
+  // of amax / denom rounded down is its code, found from the double's bits (then corrected by one).
+  code_indexed_ = g.kind() == ScalarKind::Minifloat && g.minifloat_params().subnormals && g.minifloat_params().has_zero;
+  for (size_t c = 0; code_indexed_ && c < grid_.size(); ++c) code_indexed_ = g.decode(static_cast<uint32_t>(c)) == grid_[c];
+  inv_denom_ = 1.0 / static_cast<double>(denom_);
+  if (code_indexed_) {
+    mantissa_bits_ = g.minifloat_params().mantissa_bits;
+    bias_ = g.minifloat_params().bias;
+  }
   padded_ = 1;
   while (padded_ < products_.size()) padded_ *= 2;
   products_.resize(padded_ + 1, std::numeric_limits<double>::infinity());
@@ -76,7 +85,22 @@ double BlockScaler::scale(double amax) const {
   // branchless binary search over the products padded with +inf to a power of two.
   if (target < products_[0]) return grid_.front();  // below the smallest (a grid without zero)
   size_t i = 0;
-  for (size_t step = padded_ / 2; step > 0; step /= 2) i = products_[i + step] <= target ? i + step : i;
+  if (code_indexed_) {
+    const double q = target * inv_denom_;  // within a few ulps of the exact ratio; corrected below
+    uint64_t bits;
+    std::memcpy(&bits, &q, 8);
+    const int e = static_cast<int>(bits >> 52) - 1023;
+    const int emin = 1 - bias_;
+    int64_t code;
+    if (q == 0) code = 0;
+    else if (e >= emin) code = (static_cast<int64_t>(e + bias_) << mantissa_bits_) | static_cast<int64_t>((bits >> (52 - mantissa_bits_)) & ((uint64_t{1} << mantissa_bits_) - 1));
+    else code = static_cast<int64_t>(std::ldexp(q, mantissa_bits_ - emin));
+    i = static_cast<size_t>(std::clamp<int64_t>(code, 0, static_cast<int64_t>(grid_.size()) - 1));
+    while (i > 0 && products_[i] > target) --i;
+    while (i + 1 < grid_.size() && products_[i + 1] <= target) ++i;
+  } else {
+    for (size_t step = padded_ / 2; step > 0; step /= 2) i = products_[i + step] <= target ? i + step : i;
+  }
   if (products_[i] == target || i + 1 == grid_.size()) return grid_[i];
   switch (p.rule) {
     case ScaleRule::Floor: return grid_[i];

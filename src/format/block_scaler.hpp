@@ -1,6 +1,7 @@
 #pragma once
 // Block scales, fast: the same values as BlockFormat::block_scale (tests hold them equal), from a
 // power-of-two shortcut (OCP MX floor rule) or a table of the scale grid times the denominator.
+#include <cstdint>
 #include <vector>
 
 #include "lowbit/format/block_format.hpp"
@@ -23,8 +24,11 @@ class BlockScaler {
   std::vector<double> grid_;
   std::vector<double> products_;
   size_t padded_ = 1;
+  bool code_indexed_ = false;
+  int mantissa_bits_ = 0, bias_ = 0;
   std::vector<bool> odd_;
   long double denom_ = 1;
+  double inv_denom_ = 1;
 };
 
 }  // namespace lowbit::detail
