@@ -115,13 +115,11 @@ void print_table(const Format& f) {
   const ScalarFormat* s = element_of(f);
   if (!s) throw FormatError(fmt::format("{} has no single code table (each group picks its own grid)", f.to_string()));
   if (s->bits() > 16) throw FormatError(fmt::format("{} has 2^{} codes; --table lists formats up to 16 bits", s->to_string(), s->bits()));
-  const int hex_digits = (s->bits() + 3) / 4;
   fmt::print("{:>8}  {:>{}}  {}\n", "code", "bits", s->bits(), "value");
   for (uint64_t c = 0; c < s->code_count(); ++c) {
     std::string bits;
     for (int b = s->bits() - 1; b >= 0; --b) bits += ((c >> b) & 1) ? '1' : '0';
     fmt::print("{:>#8x}  {}  {:.17g}\n", c, bits, s->decode(static_cast<uint32_t>(c)));
-    (void)hex_digits;
   }
 }
 

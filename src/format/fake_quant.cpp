@@ -133,6 +133,12 @@ std::vector<int64_t> shape_or_flat(std::span<const int64_t> shape, size_t n) {
   return {shape.begin(), shape.end()};
 }
 
+void require_float32_exact(const ScalarFormat& s) {
+  if (!s.float32_exact())
+    throw FormatError(fmt::format("{} has values that are not float32; fake quantization to float32 would round twice",
+                                  s.to_string()));
+}
+
 void check_sizes(std::span<const float> in, std::span<float> out) {
   if (in.size() != out.size())
     throw std::invalid_argument(fmt::format("fake_quant: input has {} elements, output {}", in.size(), out.size()));
@@ -211,9 +217,7 @@ void fake_quant(const Format& f, std::span<const float> in, std::span<float> out
   check_sizes(in, out);
   const Rounding r = rounding_for(f, opt);
   if (auto s = f.scalar()) {
-    if (!s->float32_exact())
-      throw FormatError(fmt::format("{} has values that are not float32; fake quantization to float32 would round twice",
-                                    s->to_string()));
+    require_float32_exact(*s);
     const detail::ElementPlan plan = detail::make_plan(*s, r, opt.seed);
     parallel_chunks(in.size(), opt.threads, 64, [&](size_t b, size_t e) {
       detail::quantize_span(*s, plan, r, in.data() + b, out.data() + b, e - b, b);
@@ -236,9 +240,7 @@ void fake_quant_reference(const Format& f, std::span<const float> in, std::span<
   check_sizes(in, out);
   const Rounding r = rounding_for(f, opt);
   if (auto s = f.scalar()) {
-    if (!s->float32_exact())
-      throw FormatError(fmt::format("{} has values that are not float32; fake quantization to float32 would round twice",
-                                    s->to_string()));
+    require_float32_exact(*s);
     for (size_t i = 0; i < in.size(); ++i)
       out[i] = static_cast<float>(s->quantize(in[i], r, stochastic_bits(opt.seed, i)));
     return;
