@@ -1,6 +1,7 @@
 #include "lowbit/format/bitmod.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -77,20 +78,21 @@ void BitmodFormat::quantize_reference(std::span<const float> in, std::span<float
       const std::vector<double>& grid = grids_[c];
       const double gmax = std::max(-grid.front(), grid.back());
       const float scale = static_cast<float>(std::clamp(float16().quantize(amax / gmax), min_scale, max_scale));
+      // Nearest grid value: the number of midpoints below v (a value exactly on a midpoint goes
+      // to the lower neighbour; beyond the ends it clamps). Midpoints of these small integer
+      // grids are exact floats; the count is branchless.
+      const size_t count = grid.size();  // at most 16 (FP4 plus its extra value)
+      std::array<float, 16> values{};
+      std::array<float, 15> mids{};
+      for (size_t j = 0; j < count; ++j) values[j] = static_cast<float>(grid[j]);
+      for (size_t j = 0; j + 1 < count; ++j) mids[j] = static_cast<float>((grid[j] + grid[j + 1]) / 2);
       double err = 0;
       for (size_t k = 0; k < len; ++k) {
         const float x = in[g0 + k];
         const float v = x / scale;
-        // Nearest grid value; a value exactly between two goes to the lower one; ends clamp.
-        auto it = std::lower_bound(grid.begin(), grid.end(), static_cast<double>(v));
-        double q;
-        if (it == grid.begin()) q = grid.front();
-        else if (it == grid.end()) q = grid.back();
-        else {
-          const double hi = *it, lo = *(it - 1);
-          q = (static_cast<double>(v) - lo <= hi - static_cast<double>(v)) ? lo : hi;
-        }
-        trial[k] = static_cast<float>(q) * scale;
+        unsigned idx = 0;
+        for (size_t j = 0; j + 1 < count; ++j) idx += v > mids[j];
+        trial[k] = values[idx] * scale;
         const double d = static_cast<double>(x) - trial[k];
         err += d * d;
       }
