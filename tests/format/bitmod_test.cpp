@@ -40,6 +40,38 @@ TEST(Bitmod, PicksTheGridThatFitsExactly) {
   EXPECT_EQ(x, y);
 }
 
+TEST(Bitmod, Fp3PicksTheExtraResolutionGrid) {
+  // FP3 with the extra value -3: {-4, -3, -2, -1, 0, 1, 2, 4} x 0.5, exact with grid 1; ties of
+  // values between grid points go to the lower neighbour.
+  const BitmodFormat f = *Format::parse("bitmod_fp3(group=16)").bitmod();
+  std::vector<float> x{-2, -1.5f, -1, -0.5f, 0, 0.5f, 1, 2, -2, -1.5f, -1, -0.5f, 0, 0.5f, 1, 2};
+  std::vector<float> y(x.size());
+  std::vector<BitmodFormat::GroupChoice> choice;
+  f.quantize_reference(x, y, &choice);
+  ASSERT_EQ(choice.size(), 1u);
+  EXPECT_EQ(choice[0].grid, 1);
+  EXPECT_EQ(choice[0].scale, 0.5f);
+  EXPECT_EQ(x, y);
+  // {4, 2.5, 3.6}: the +3 grid (scale 1) errs 0.25 + 0.16 (2.5 is a tie and goes down to 2);
+  // the +6 grid (scale fp16(4/6)) errs less, so it is chosen: 4 -> 6s, 2.5 -> 4s, 3.6 -> 6s.
+  x = std::vector<float>(16, 0.0f);
+  x[0] = 4;
+  x[1] = 2.5f;
+  x[2] = 3.6f;
+  f.quantize_reference(x, y, &choice);
+  const float s = static_cast<float>(Format::parse("float16").scalar()->quantize(4.0 / 6.0));
+  EXPECT_EQ(choice[0].grid, 2);
+  EXPECT_EQ(choice[0].scale, s);
+  EXPECT_EQ(y[0], 6 * s);
+  EXPECT_EQ(y[1], 4 * s);
+  EXPECT_EQ(y[2], 6 * s);
+  // With only {4, 2.5}, the +3 grid is exact on 4 and errs 0.25 on the tie; +6 errs (2.5 - 4s)^2.
+  x[2] = 0;
+  f.quantize_reference(x, y, &choice);
+  const double err_er = 0.25, err_ea = (2.5 - 4.0 * s) * (2.5 - 4.0 * s) + (4.0 - 6.0 * s) * (4.0 - 6.0 * s);
+  EXPECT_EQ(choice[0].grid, err_er < err_ea ? 0 : 2);
+}
+
 TEST(Bitmod, NeverWorseThanPlainFp4) {
   // The extra-resolution grids contain the FP4 grid and share its scale, so every group's error
   // is at most FP4's with the same absmax scale.
