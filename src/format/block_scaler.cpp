@@ -54,6 +54,11 @@ BlockScaler::BlockScaler(const BlockFormat& f, double tensor) : f_(f), tensor_(t
   products_.resize(padded_ + 1, std::numeric_limits<double>::infinity());
 }
 
+std::optional<Pow2FloorScale> BlockScaler::pow2_floor() const {
+  if (!pow2_floor_) return std::nullopt;
+  return Pow2FloorScale{elem_emax_, scale_emin_, scale_emax_, nan_above_};
+}
+
 double BlockScaler::scale(double amax) const {
   if (pow2_floor_) {
     // floor(log2 amax) from the float32 bits when amax is a normal float (it is a float32).

@@ -2,9 +2,11 @@
 // Block scales, fast: the same values as BlockFormat::block_scale (tests hold them equal), from a
 // power-of-two shortcut (OCP MX floor rule) or a table of the scale grid times the denominator.
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "lowbit/format/block_format.hpp"
+#include "src/format/element_plan.hpp"
 
 namespace lowbit::detail {
 
@@ -13,6 +15,8 @@ class BlockScaler {
   BlockScaler(const BlockFormat& f, double tensor);
   // Scale of a block with finite largest magnitude amax (NaN for a NaN block).
   double scale(double amax) const;
+  // The OCP MX floor rule's parameters when this scaler is that shortcut.
+  std::optional<Pow2FloorScale> pow2_floor() const;
 
  private:
   const BlockFormat& f_;

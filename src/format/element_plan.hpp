@@ -57,6 +57,16 @@ void block_abs_max(const float* in, size_t blocks, size_t block, float* amax, ui
 // `block` is not a multiple of the SIMD width, then none).
 size_t quantize_blocks_simd(const ElementPlan& p, const float* in, float* out, size_t blocks, size_t block,
                             const float* scale, bool pow2, uint64_t index0);
+// The OCP MX floor rule on a power-of-two scale: exponent floor(log2 amax) - elem_emax, clamped
+// to [scale_emin, scale_emax]; above it the block is NaN when nan_above.
+struct Pow2FloorScale {
+  int elem_emax = 0, scale_emin = -127, scale_emax = 127;
+  bool nan_above = true;
+};
+// The MX floor rule and the elements fused in one pass per block (BlockScaler's pow2 shortcut,
+// computed in place). Returns the blocks done (none unless `block` is a multiple of the SIMD width).
+size_t quantize_mx_blocks_simd(const ElementPlan& p, const Pow2FloorScale& rule, const float* in, float* out,
+                               size_t blocks, size_t block, uint64_t index0);
 // Largest |x| over n floats, and whether all are finite.
 float abs_max(const float* in, size_t n, bool* all_finite);
 

@@ -170,6 +170,9 @@ void fake_quant_block(const BlockFormat& bf, std::span<const float> in, std::spa
   if (len % bs == 0 && plan.kind != detail::ElementPlan::kFallback) {
     // Every block is whole and contiguous: amax, scales and elements in SIMD over block ranges.
     parallel_chunks(rows * len / bs, opt.threads, 1, [&](size_t b0, size_t b1) {
+      if (const auto mx = scaler.pow2_floor();
+          mx && detail::quantize_mx_blocks_simd(plan, *mx, in.data() + b0 * bs, out.data() + b0 * bs, b1 - b0, bs, b0 * bs) == b1 - b0)
+        return;
       constexpr size_t kBatch = 1024;
       std::vector<float> amax(kBatch), scale(kBatch);
       std::vector<uint8_t> finite(kBatch);

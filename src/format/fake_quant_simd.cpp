@@ -3,6 +3,7 @@
 // results match ScalarFormat::quantize bit for bit.
 #include <cmath>
 #include <cstring>
+#include <algorithm>
 #include <limits>
 
 #include "src/format/element_plan.hpp"
@@ -225,7 +226,8 @@ HWY_INLINE VF QuantizeVec(DF df, const ElementPlan& p, VF x, uint64_t index) {
 }
 
 // Processes the whole vectors of [0, n); returns how many elements were done.
-size_t QuantizeSpanSimd(const ElementPlan& p, const float* in, float* out, size_t n, uint64_t index0, float scale) {
+size_t QuantizeSpanSimd(const ElementPlan& plan, const float* in, float* out, size_t n, uint64_t index0, float scale) {
+  const ElementPlan p = plan;  // a local copy: stores through out cannot alias it, so its fields stay in registers
   const DF df;
   const size_t N = hn::Lanes(df);
   size_t i = 0;
@@ -273,8 +275,9 @@ void BlockAbsMaxSimd(const float* in, size_t blocks, size_t block, float* amax, 
   }
 }
 
-size_t QuantizeBlocksSimd(const ElementPlan& p, const float* in, float* out, size_t blocks, size_t block,
+size_t QuantizeBlocksSimd(const ElementPlan& plan, const float* in, float* out, size_t blocks, size_t block,
                           const float* scale, bool pow2, uint64_t index0) {
+  const ElementPlan p = plan;  // a local copy: stores through out cannot alias it, so its fields stay in registers
   const DF df;
   const size_t N = hn::Lanes(df);
   if (block % N != 0) return 0;
@@ -293,6 +296,53 @@ size_t QuantizeBlocksSimd(const ElementPlan& p, const float* in, float* out, siz
       const VF v = pow2 ? hn::Mul(x, inv) : hn::Div(x, sv);  // 1 / s is exact for a power of two
       hn::StoreU(hn::Mul(QuantizeVec(df, p, v, index0 + b * block + k), sv), df, dst + k);
     }
+  }
+  return blocks;
+}
+
+// 2^e as a float32 for e in [-149, 127], from its bits.
+HWY_INLINE float Pow2(int e) {
+  const uint32_t bits = e >= -126 ? static_cast<uint32_t>(e + 127) << 23 : 1u << (e + 149);
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// OCP MX floor rule fused with the elements: per block, amax, the power-of-two scale
+// 2^clamp(floor(log2 amax) - elem_emax), then x * 2^-k rounded and scaled back, in one pass.
+size_t QuantizeMxBlocksSimd(const ElementPlan& plan, const Pow2FloorScale& rule, const float* in, float* out,
+                            size_t blocks, size_t block, uint64_t index0) {
+  const ElementPlan p = plan;  // a local copy: stores through out cannot alias it, so its fields stay in registers
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  if (block % N != 0) return 0;
+  for (size_t b = 0; b < blocks; ++b) {
+    const float* src = in + b * block;
+    float* dst = out + b * block;
+    VF m = hn::Zero(df);
+    auto ok = hn::IsFinite(hn::Zero(df));
+    for (size_t k = 0; k < block; k += N) {
+      const VF v = hn::LoadU(df, src + k);
+      const auto f = hn::IsFinite(v);
+      ok = hn::And(ok, f);
+      m = hn::Max(m, hn::IfThenElseZero(f, hn::Abs(v)));
+    }
+    const float amax = hn::GetLane(hn::MaxOfLanes(df, m));
+    uint32_t bits;
+    std::memcpy(&bits, &amax, 4);
+    const int field = static_cast<int>(bits >> 23);
+    int e = field > 0 ? field - 127 - rule.elem_emax : (amax > 0 ? std::ilogb(amax) - rule.elem_emax : rule.scale_emin);
+    const bool nan_block = !hn::AllTrue(df, ok) || (e > rule.scale_emax && rule.nan_above);
+    if (nan_block) {
+      const VF nan = hn::Set(df, std::numeric_limits<float>::quiet_NaN());
+      for (size_t k = 0; k < block; k += N) hn::StoreU(nan, df, dst + k);
+      continue;
+    }
+    e = std::min(std::max(e, rule.scale_emin), rule.scale_emax);
+    const float s = Pow2(e), inv = Pow2(-e);
+    const VF sv = hn::Set(df, s), iv = hn::Set(df, inv);
+    for (size_t k = 0; k < block; k += N)
+      hn::StoreU(hn::Mul(QuantizeVec(df, p, hn::Mul(hn::LoadU(df, src + k), iv), index0 + b * block + k), sv), df, dst + k);
   }
   return blocks;
 }
@@ -328,6 +378,12 @@ HWY_EXPORT(QuantizeSpanSimd);
 HWY_EXPORT(AbsMaxSimd);
 HWY_EXPORT(BlockAbsMaxSimd);
 HWY_EXPORT(QuantizeBlocksSimd);
+HWY_EXPORT(QuantizeMxBlocksSimd);
+
+size_t quantize_mx_blocks_simd(const ElementPlan& p, const Pow2FloorScale& rule, const float* in, float* out,
+                               size_t blocks, size_t block, uint64_t index0) {
+  return HWY_DYNAMIC_DISPATCH(QuantizeMxBlocksSimd)(p, rule, in, out, blocks, block, index0);
+}
 
 void block_abs_max(const float* in, size_t blocks, size_t block, float* amax, uint8_t* finite) {
   HWY_DYNAMIC_DISPATCH(BlockAbsMaxSimd)(in, blocks, block, amax, finite);
