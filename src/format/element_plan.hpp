@@ -15,9 +15,9 @@ struct ElementPlan {
   int mantissa_bits = 0;
   int emin = 0;        // exponent of the lowest normal binade
   int emax_clamp = 0;  // exponents above this all overflow; keeps the magic constant finite
-  bool flush = false;
-  bool wide = false;
-  bool scaled = false;  // steps are normal floats and the smallest is <= 1: round a / ulp with Floor   // E8 with bias 127 (bfloat16-like): nearest-even on the float32 bit pattern  // subnormals off: below 2^emin the step is 2^emin
+  bool flush = false;   // subnormals off: below 2^emin the step is 2^emin
+  bool wide = false;    // E8 with bias 127 (bfloat16-like): nearest-even on the float32 bit pattern
+  bool scaled = false;  // steps are normal floats, the smallest <= 1: round a / ulp with Floor
   bool is_signed = true;
   bool negative_zero = true;
   bool saturate = true;
@@ -41,10 +41,10 @@ struct ElementPlan {
 
 ElementPlan make_plan(const ScalarFormat& f, Rounding r, uint32_t seed);
 
-// Quantizes n contiguous floats; element k has stochastic index index0 + k. Dispatches to the best
-// SIMD target; lanes the kernel cannot take go through the scalar reference.
 // Processes the whole SIMD vectors of [0, n) and returns how many elements it did.
 size_t quantize_span_simd(const ElementPlan& p, const float* in, float* out, size_t n, uint64_t index0, float scale);
+// Quantizes n contiguous floats; element k has stochastic index index0 + k. Dispatches to the best
+// SIMD target; lanes the kernel cannot take go through the scalar reference.
 void quantize_span(const ScalarFormat& f, const ElementPlan& p, Rounding r, const float* in, float* out, size_t n,
                    uint64_t index0);
 // Same, with every element divided by `scale` before and multiplied by it after (block formats).
