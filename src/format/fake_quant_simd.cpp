@@ -226,8 +226,7 @@ HWY_INLINE VF QuantizeVec(DF df, const ElementPlan& p, VF x, uint64_t index) {
 }
 
 // Processes the whole vectors of [0, n); returns how many elements were done.
-size_t QuantizeSpanSimd(const ElementPlan& plan, const float* in, float* out, size_t n, uint64_t index0, float scale) {
-  const ElementPlan p = plan;  // a local copy: stores through out cannot alias it, so its fields stay in registers
+size_t QuantizeSpanSimd(const ElementPlan& p, const float* in, float* out, size_t n, uint64_t index0, float scale) {
   const DF df;
   const size_t N = hn::Lanes(df);
   size_t i = 0;
@@ -275,9 +274,8 @@ void BlockAbsMaxSimd(const float* in, size_t blocks, size_t block, float* amax, 
   }
 }
 
-size_t QuantizeBlocksSimd(const ElementPlan& plan, const float* in, float* out, size_t blocks, size_t block,
+size_t QuantizeBlocksSimd(const ElementPlan& p, const float* in, float* out, size_t blocks, size_t block,
                           const float* scale, bool pow2, uint64_t index0) {
-  const ElementPlan p = plan;  // a local copy: stores through out cannot alias it, so its fields stay in registers
   const DF df;
   const size_t N = hn::Lanes(df);
   if (block % N != 0) return 0;
@@ -310,9 +308,8 @@ HWY_INLINE float Pow2(int e) {
 
 // OCP MX floor rule fused with the elements: per block, amax, the power-of-two scale
 // 2^clamp(floor(log2 amax) - elem_emax), then x * 2^-k rounded and scaled back, in one pass.
-size_t QuantizeMxBlocksSimd(const ElementPlan& plan, const Pow2FloorScale& rule, const float* in, float* out,
+size_t QuantizeMxBlocksSimd(const ElementPlan& p, const Pow2FloorScale& rule, const float* in, float* out,
                             size_t blocks, size_t block, uint64_t index0) {
-  const ElementPlan p = plan;  // a local copy: stores through out cannot alias it, so its fields stay in registers
   const DF df;
   const size_t N = hn::Lanes(df);
   if (block % N != 0) return 0;
