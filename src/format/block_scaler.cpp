@@ -11,17 +11,10 @@ namespace lowbit::detail {
 BlockScaler::BlockScaler(const BlockFormat& f, double tensor) : f_(f), tensor_(tensor) {
   const BlockParams& p = f.params();
   const ScaleSpec& s = p.scale;
-  elem_emax_ = std::ilogb(p.element.max());
+  const int elem_emax = std::ilogb(p.element.max());
   if (p.rule == ScaleRule::Floor && tensor == 1.0 && s.is_power_of_two()) {
-    pow2_floor_ = true;
-    if (s.kind == ScaleKind::Pow2) {
-      scale_emin_ = -126;
-      scale_emax_ = 127;
-    } else {
-      scale_emin_ = std::ilogb(s.format->min_subnormal());
-      scale_emax_ = std::ilogb(s.format->max());
-      nan_above_ = s.format->has_nan();
-    }
+    if (s.kind == ScaleKind::Pow2) mx_ = Pow2FloorScale{elem_emax, -126, 127, false};
+    else mx_ = Pow2FloorScale{elem_emax, std::ilogb(s.format->min_subnormal()), std::ilogb(s.format->max()), s.format->has_nan()};
     return;
   }
   if (s.kind != ScaleKind::Format || s.format->bits() > 12) return;  // fp32 scales: the exact slow path
@@ -32,7 +25,7 @@ BlockScaler::BlockScaler(const BlockFormat& f, double tensor) : f_(f), tensor_(t
   }
   std::sort(grid_.begin(), grid_.end());
   grid_.erase(std::unique(grid_.begin(), grid_.end()), grid_.end());
-  denom_ = p.rule == ScaleRule::Floor ? std::ldexp(static_cast<long double>(tensor), elem_emax_)
+  denom_ = p.rule == ScaleRule::Floor ? std::ldexp(static_cast<long double>(tensor), elem_emax)
                                       : static_cast<long double>(p.element.max()) * tensor;
   // Products of a <= 12-bit scale (<= 12 significant bits) and the denominator (<= 16 + 24 bits)
   // are exact doubles; so are the differences the nearest rule compares.
@@ -54,31 +47,10 @@ BlockScaler::BlockScaler(const BlockFormat& f, double tensor) : f_(f), tensor_(t
   products_.resize(padded_ + 1, std::numeric_limits<double>::infinity());
 }
 
-std::optional<Pow2FloorScale> BlockScaler::pow2_floor() const {
-  if (!pow2_floor_) return std::nullopt;
-  return Pow2FloorScale{elem_emax_, scale_emin_, scale_emax_, nan_above_};
-}
-
 double BlockScaler::scale(double amax) const {
-  if (pow2_floor_) {
-    // floor(log2 amax) from the float32 bits when amax is a normal float (it is a float32).
-    const float af = static_cast<float>(amax);
-    uint32_t bits;
-    std::memcpy(&bits, &af, 4);
-    const int field = static_cast<int>(bits >> 23);
-    int e = field > 0 ? field - 127 - elem_emax_ : (amax > 0 ? std::ilogb(amax) - elem_emax_ : scale_emin_);
-    if (e > scale_emax_) {
-      if (nan_above_) return std::numeric_limits<double>::quiet_NaN();
-      e = scale_emax_;
-    }
-    e = std::max(e, scale_emin_);
-    if (e >= -126) {
-      const uint32_t sb = static_cast<uint32_t>(e + 127) << 23;
-      float sf;
-      std::memcpy(&sf, &sb, 4);
-      return sf;
-    }
-    return std::ldexp(1.0, e);
+  if (mx_) {
+    const int e = mx_->exponent(static_cast<float>(amax));  // amax is a float32
+    return e == Pow2FloorScale::kNaN ? std::numeric_limits<double>::quiet_NaN() : std::ldexp(1.0, e);
   }
   if (grid_.empty()) return f_.block_scale(amax, tensor_);
   const BlockParams& p = f_.params();

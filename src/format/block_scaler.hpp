@@ -16,14 +16,12 @@ class BlockScaler {
   // Scale of a block with finite largest magnitude amax (NaN for a NaN block).
   double scale(double amax) const;
   // The OCP MX floor rule's parameters when this scaler is that shortcut.
-  std::optional<Pow2FloorScale> pow2_floor() const;
+  const std::optional<Pow2FloorScale>& pow2_floor() const { return mx_; }
 
  private:
   const BlockFormat& f_;
   double tensor_;
-  bool pow2_floor_ = false;  // OCP MX floor rule on an E8M0 / pow2 scale, no tensor scale
-  int elem_emax_ = 0, scale_emin_ = 0, scale_emax_ = 0;
-  bool nan_above_ = false;
+  std::optional<Pow2FloorScale> mx_;  // OCP MX floor rule on an E8M0 / pow2 scale, no tensor scale
   // Table: grid values g_i ascending and their products with the denominator.
   std::vector<double> grid_;
   std::vector<double> products_;

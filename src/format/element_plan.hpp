@@ -1,7 +1,10 @@
 #pragma once
 // Constants a SIMD kernel needs to quantize float32 values into one scalar format, derived once
 // from the ScalarFormat. Internal to the fake-quant implementation.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "lowbit/format/rounding.hpp"
 #include "lowbit/format/scalar_format.hpp"
@@ -62,6 +65,19 @@ size_t quantize_blocks_simd(const ElementPlan& p, const float* in, float* out, s
 struct Pow2FloorScale {
   int elem_emax = 0, scale_emin = -127, scale_emax = 127;
   bool nan_above = true;
+  static constexpr int kNaN = 1 << 20;
+  // The scale's exponent for a block whose largest finite magnitude is amax (kNaN: a NaN block).
+  int exponent(float amax) const {
+    uint32_t bits;
+    std::memcpy(&bits, &amax, 4);
+    const int field = static_cast<int>(bits >> 23);  // floor(log2 amax) for a normal float
+    int e = field > 0 ? field - 127 - elem_emax : (amax > 0 ? std::ilogb(amax) - elem_emax : scale_emin);
+    if (e > scale_emax) {
+      if (nan_above) return kNaN;
+      e = scale_emax;
+    }
+    return std::max(e, scale_emin);
+  }
 };
 // The MX floor rule and the elements fused in one pass per block (BlockScaler's pow2 shortcut,
 // computed in place). Returns the blocks done (none unless `block` is a multiple of the SIMD width).

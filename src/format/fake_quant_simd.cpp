@@ -242,6 +242,22 @@ size_t QuantizeSpanSimd(const ElementPlan& p, const float* in, float* out, size_
   return i;
 }
 
+// Largest finite |x| of one block of `block` floats (a multiple of the lane count); *finite tells
+// whether it holds no NaN / inf.
+HWY_INLINE float BlockAmax(DF df, const float* src, size_t block, bool* finite) {
+  const size_t N = hn::Lanes(df);
+  VF m = hn::Zero(df);
+  auto ok = hn::IsFinite(hn::Zero(df));
+  for (size_t k = 0; k < block; k += N) {
+    const VF v = hn::LoadU(df, src + k);
+    const auto f = hn::IsFinite(v);
+    ok = hn::And(ok, f);
+    m = hn::Max(m, hn::IfThenElseZero(f, hn::Abs(v)));
+  }
+  *finite = hn::AllTrue(df, ok);
+  return hn::GetLane(hn::MaxOfLanes(df, m));
+}
+
 void BlockAbsMaxSimd(const float* in, size_t blocks, size_t block, float* amax, uint8_t* finite) {
   const DF df;
   const size_t N = hn::Lanes(df);
@@ -260,17 +276,9 @@ void BlockAbsMaxSimd(const float* in, size_t blocks, size_t block, float* amax, 
     return;
   }
   for (size_t b = 0; b < blocks; ++b) {
-    const float* p = in + b * block;
-    VF m = hn::Zero(df);
-    auto ok = hn::IsFinite(hn::Zero(df));
-    for (size_t k = 0; k < block; k += N) {
-      const VF v = hn::LoadU(df, p + k);
-      const auto f = hn::IsFinite(v);
-      ok = hn::And(ok, f);
-      m = hn::Max(m, hn::IfThenElseZero(f, hn::Abs(v)));
-    }
-    amax[b] = hn::GetLane(hn::MaxOfLanes(df, m));
-    finite[b] = hn::AllTrue(df, ok);
+    bool ok = true;
+    amax[b] = BlockAmax(df, in + b * block, block, &ok);
+    finite[b] = ok;
   }
 }
 
@@ -316,26 +324,15 @@ size_t QuantizeMxBlocksSimd(const ElementPlan& p, const Pow2FloorScale& rule, co
   for (size_t b = 0; b < blocks; ++b) {
     const float* src = in + b * block;
     float* dst = out + b * block;
-    VF m = hn::Zero(df);
-    auto ok = hn::IsFinite(hn::Zero(df));
-    for (size_t k = 0; k < block; k += N) {
-      const VF v = hn::LoadU(df, src + k);
-      const auto f = hn::IsFinite(v);
-      ok = hn::And(ok, f);
-      m = hn::Max(m, hn::IfThenElseZero(f, hn::Abs(v)));
-    }
-    const float amax = hn::GetLane(hn::MaxOfLanes(df, m));
-    uint32_t bits;
-    std::memcpy(&bits, &amax, 4);
-    const int field = static_cast<int>(bits >> 23);
-    int e = field > 0 ? field - 127 - rule.elem_emax : (amax > 0 ? std::ilogb(amax) - rule.elem_emax : rule.scale_emin);
-    const bool nan_block = !hn::AllTrue(df, ok) || (e > rule.scale_emax && rule.nan_above);
+    bool finite = true;
+    const float amax = BlockAmax(df, src, block, &finite);
+    const int e = rule.exponent(amax);
+    const bool nan_block = !finite || e == Pow2FloorScale::kNaN;
     if (nan_block) {
       const VF nan = hn::Set(df, std::numeric_limits<float>::quiet_NaN());
       for (size_t k = 0; k < block; k += N) hn::StoreU(nan, df, dst + k);
       continue;
     }
-    e = std::min(std::max(e, rule.scale_emin), rule.scale_emax);
     const float s = Pow2(e), inv = Pow2(-e);
     const VF sv = hn::Set(df, s), iv = hn::Set(df, inv);
     for (size_t k = 0; k < block; k += N)
