@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <omp.h>
 
 namespace lowbit {
 
@@ -76,6 +77,7 @@ std::vector<Tensor> Session::run(Tensor x) {
 }
 
 std::vector<Tensor> Session::run(std::vector<std::pair<std::string, Tensor>> feeds) {
+  omp_set_num_threads(opt_.threads);
   std::vector<Tensor> values(value_id_.size());
   std::vector<const Tensor*> ptr(value_id_.size(), nullptr);
   for (const auto& [name, t] : graph_.initializers) ptr[value_id_[name]] = &t;
