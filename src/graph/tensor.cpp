@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <mutex>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -49,19 +51,71 @@ int64_t shape_size(std::span<const int64_t> shape) {
 
 std::string shape_string(std::span<const int64_t> shape) { return fmt::format("[{}]", fmt::join(shape, ",")); }
 
-void Tensor::Free::operator()(std::byte* p) const { std::free(p); }
+namespace {
 
-Tensor::Tensor(DType t, Shape shape) : dtype_(t), shape_(std::move(shape)), size_(shape_size(shape_)) {
-  size_t n = bytes();
-  size_t alloc = (n + 63) / 64 * 64;
-  if (alloc == 0) alloc = 64;
-  data_.reset(static_cast<std::byte*>(std::aligned_alloc(64, alloc)));
-  if (!data_) throw std::bad_alloc();
-  std::memset(data_.get(), 0, alloc);
+// Freed blocks by size, up to a total; the oldest go back to the system first.
+class BlockCache {
+ public:
+  std::byte* take(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = blocks_.begin(); it != blocks_.end(); ++it)
+      if (it->second == bytes) {
+        std::byte* p = it->first;
+        total_ -= bytes;
+        blocks_.erase(it);
+        return p;
+      }
+    return nullptr;
+  }
+  void give(std::byte* p, size_t bytes) {
+    if (bytes < kMinCached) {
+      std::free(p);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    blocks_.emplace_back(p, bytes);
+    total_ += bytes;
+    while (total_ > kMaxTotal) {
+      std::free(blocks_.front().first);
+      total_ -= blocks_.front().second;
+      blocks_.pop_front();
+    }
+  }
+
+ private:
+  static constexpr size_t kMinCached = size_t{1} << 16;
+  static constexpr size_t kMaxTotal = size_t{2} << 30;
+  std::mutex mu_;
+  std::deque<std::pair<std::byte*, size_t>> blocks_;
+  size_t total_ = 0;
+};
+
+BlockCache& block_cache() {
+  static BlockCache* cache = new BlockCache();  // never destroyed: static Tensors may outlive it otherwise
+  return *cache;
 }
 
-Tensor::Tensor(const Tensor& o) : Tensor(o.dtype_, o.shape_) {
+}  // namespace
+
+void Tensor::Free::operator()(std::byte* p) const { block_cache().give(p, bytes); }
+
+Tensor::Tensor(DType t, Shape shape) : Tensor(t, std::move(shape), true) {}
+
+Tensor Tensor::uninitialized(DType t, Shape shape) { return Tensor(t, std::move(shape), false); }
+
+Tensor::Tensor(DType t, Shape shape, bool zero) : dtype_(t), shape_(std::move(shape)), size_(shape_size(shape_)) {
+  size_t alloc = (bytes() + 63) / 64 * 64;
+  if (alloc == 0) alloc = 64;
+  std::byte* p = block_cache().take(alloc);
+  if (!p) p = static_cast<std::byte*>(std::aligned_alloc(64, alloc));
+  if (!p) throw std::bad_alloc();
+  data_ = std::unique_ptr<std::byte[], Free>(p, Free{alloc});
+  if (zero) std::memset(p, 0, alloc);
+}
+
+Tensor::Tensor(const Tensor& o) : Tensor(o.dtype_, o.shape_, false) {
   if (o.data_) std::memcpy(data_.get(), o.data_.get(), bytes());
+  channels_last_ = o.channels_last_;
 }
 
 Tensor& Tensor::operator=(const Tensor& o) {
@@ -70,6 +124,7 @@ Tensor& Tensor::operator=(const Tensor& o) {
 }
 
 void Tensor::reshape(Shape shape) {
+  if (channels_last_) throw std::logic_error("reshape of a channels-last tensor");
   if (shape_size(shape) != size_)
     throw std::invalid_argument(fmt::format("cannot reshape {} to {}", shape_string(shape_), shape_string(shape)));
   shape_ = std::move(shape);

@@ -1,5 +1,8 @@
 #include "lowbit/runtime/session.hpp"
 
+#include "lowbit/format/format.hpp"
+#include "lowbit/graph/passes.hpp"
+
 #include <cstdint>
 #include <stdexcept>
 
@@ -10,10 +13,29 @@ namespace lowbit {
 
 constexpr size_t kAbsent = SIZE_MAX;
 
+namespace {
+
+bool is_layout_agnostic(const Node& n) {
+  static const std::set<std::string> elementwise = {
+      "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Celu", "Exp", "Abs",
+      "Neg", "Sqrt", "Erf", "Identity", "Softplus", "Floor", "Ceil", "Round", "Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean"};
+  if (n.domain.empty()) return elementwise.count(n.op_type) > 0;
+  // Per-tensor fake quantization in a scalar format treats every element alike.
+  if (n.domain == "lowbit" && n.op_type == "FakeQuant")
+    return n.floats("scale", {1.f}).size() <= 1 && Format::parse(n.s("format", "")).scalar() != nullptr;
+  return false;
+}
+
+}  // namespace
+
 std::vector<std::string> supported_ops() { return OpRegistry::global().op_types(); }
 
 Session::Session(Graph g, SessionOptions opt) : graph_(std::move(g)), opt_(opt) {
   graph_.sort_topologically();
+  if (opt_.optimize) {
+    fold_batch_norm(graph_);
+    fuse_activations(graph_);
+  }
   auto id_of = [&](const std::string& name) {
     auto [it, inserted] = value_id_.try_emplace(name, value_id_.size());
     return it->second;
@@ -31,6 +53,7 @@ Session::Session(Graph g, SessionOptions opt) : graph_(std::move(g)), opt_(opt) 
     } catch (const std::exception& e) {
       throw std::runtime_error(fmt::format("{}: {}", n.label(), e.what()));
     }
+    layout_agnostic_.push_back(is_layout_agnostic(n));
     std::vector<size_t> ins, outs;
     for (const std::string& i : n.inputs) ins.push_back(i.empty() ? kAbsent : id_of(i));
     for (const std::string& o : n.outputs) outs.push_back(o.empty() ? kAbsent : id_of(o));
@@ -111,12 +134,37 @@ std::vector<Tensor> Session::run(std::vector<std::pair<std::string, Tensor>> fee
       for (const auto& [name, vid] : value_id_)
         if (vid == id) throw std::runtime_error(fmt::format("input '{}' was not given", name));
     }
+  // Plain copies of channels-last values, made once for all the readers that need them.
+  std::vector<Tensor> plain(value_id_.size());
+  auto plain_of = [&](size_t id) -> const Tensor* {
+    if (!ptr[id]->channels_last()) return ptr[id];
+    if (plain[id].empty_value()) plain[id] = to_plain(*ptr[id]);
+    return &plain[id];
+  };
   std::vector<const Tensor*> in;
   std::vector<Tensor> out;
   for (size_t k = 0; k < graph_.nodes.size(); ++k) {
     const Node& n = graph_.nodes[k];
     in.clear();
     for (size_t id : node_inputs_[k]) in.push_back(id == kAbsent ? nullptr : ptr[id]);
+    bool keep_channels_last = false;
+    if (layout_agnostic_[k]) {
+      // As they are when every non-scalar input is channels-last with one shape.
+      const Tensor* first = nullptr;
+      bool all = true;
+      for (const Tensor* t : in) {
+        if (!t || t->size() <= 1) continue;
+        if (!first) first = t;
+        all = all && t->channels_last() && t->shape() == first->shape();
+      }
+      // A broadcast scalar of higher rank would change the output's rank.
+      for (const Tensor* t : in)
+        if (t && first && t->size() <= 1 && t->rank() > first->rank()) all = false;
+      keep_channels_last = first && all;
+    }
+    for (size_t j = 0; j < in.size(); ++j)
+      if (in[j] && in[j]->channels_last() && !keep_channels_last && !kernels_[k]->accepts_channels_last(j))
+        in[j] = plain_of(node_inputs_[k][j]);
     out.clear();
     out.resize(node_outputs_[k].size());
     try {
@@ -128,18 +176,23 @@ std::vector<Tensor> Session::run(std::vector<std::pair<std::string, Tensor>> fee
       size_t id = node_outputs_[k][j];
       if (id == kAbsent) continue;
       values[id] = std::move(out[j]);
+      if (keep_channels_last) values[id].set_channels_last(true);
       ptr[id] = &values[id];
-      if (hooked_[id]) hook_(n.outputs[j], values[id]);
+      if (hooked_[id]) hook_(n.outputs[j], *plain_of(id));
     }
     for (size_t id : release_after_[k]) {
       values[id] = Tensor();
+      plain[id] = Tensor();
       ptr[id] = nullptr;
     }
   }
   std::vector<Tensor> result;
   for (size_t id : output_ids_) {
     if (!ptr[id]) throw std::runtime_error("a graph output was not computed");
-    result.push_back(values[id].empty_value() ? *ptr[id] : std::move(values[id]));
+    if (ptr[id]->channels_last())
+      result.push_back(to_plain(*ptr[id]));
+    else
+      result.push_back(values[id].empty_value() ? *ptr[id] : std::move(values[id]));
   }
   return result;
 }

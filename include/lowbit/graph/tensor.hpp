@@ -34,6 +34,8 @@ class Tensor {
  public:
   Tensor() = default;
   Tensor(DType t, Shape shape);  // zero-filled
+  // For kernels that write every element: no zero fill.
+  static Tensor uninitialized(DType t, Shape shape);
   template <class T>
   static Tensor from(Shape shape, std::span<const T> values) {
     Tensor t(dtype_of<T>(), std::move(shape));
@@ -61,8 +63,14 @@ class Tensor {
   size_t bytes() const { return static_cast<size_t>(size_) * dtype_size(dtype_); }
   bool empty_value() const { return !data_ && size_ == 0 && shape_.empty(); }
 
-  // Same data, new shape of the same size.
+  // Same data, new shape of the same size (plain layout only).
   void reshape(Shape shape);
+
+  // Layout: plain row-major over shape(), or channels-last (a logical [N, C, spatial...] tensor
+  // stored as [N, spatial..., C]), which the executor's convolutions use. Only the executor and
+  // kernels that declare they accept it ever see a channels-last tensor.
+  bool channels_last() const { return channels_last_; }
+  void set_channels_last(bool v) { channels_last_ = v; }
 
   template <class T> T* data() { check_type(dtype_of<T>()); return reinterpret_cast<T*>(data_.get()); }
   template <class T> const T* data() const { check_type(dtype_of<T>()); return reinterpret_cast<const T*>(data_.get()); }
@@ -77,12 +85,19 @@ class Tensor {
   std::vector<int64_t> to_ints() const;
 
  private:
-  struct Free { void operator()(std::byte* p) const; };
+  // Buffers go back to a process-wide cache of recently freed blocks (the same sizes come back on
+  // every batch), which spares the page faults of fresh large allocations.
+  struct Free {
+    size_t bytes;
+    void operator()(std::byte* p) const;
+  };
+  Tensor(DType t, Shape shape, bool zero);
   void check_type(DType t) const;
   void check_count(size_t n) const;
   DType dtype_ = DType::F32;
   Shape shape_;
   int64_t size_ = 0;
+  bool channels_last_ = false;
   std::unique_ptr<std::byte[], Free> data_;
 };
 

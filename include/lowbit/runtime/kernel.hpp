@@ -27,7 +27,14 @@ class Kernel {
   virtual ~Kernel() = default;
   // in[k] is nullptr for an omitted optional input; out has one slot per node output.
   virtual void run(std::span<const Tensor* const> in, std::span<Tensor> out) = 0;
+  // Whether input k may arrive channels-last (see Tensor::channels_last); otherwise the executor
+  // hands it over plain.
+  virtual bool accepts_channels_last(size_t k) const { (void)k; return false; }
 };
+
+// Layout conversions of float32 tensors of rank >= 3 (oneDNN reorders).
+Tensor to_plain(const Tensor& t);
+Tensor to_channels_last(const Tensor& t);
 
 using KernelFactory = std::function<std::unique_ptr<Kernel>(const KernelContext&)>;
 using SimpleKernelFn = std::function<void(const Node&, std::span<const Tensor* const>, std::span<Tensor>)>;

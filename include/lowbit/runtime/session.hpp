@@ -14,6 +14,9 @@ namespace lowbit {
 
 struct SessionOptions {
   int threads = 1;
+  // Fold BatchNormalization into Conv and fuse Relu / Clip into the op before them (as ONNX
+  // Runtime does); changes results only by float32 rounding.
+  bool optimize = true;
 };
 
 class Session {
@@ -46,6 +49,9 @@ class Session {
   std::vector<std::vector<size_t>> release_after_;  // per node: values whose last use it is
   std::vector<size_t> input_ids_, output_ids_;
   std::vector<bool> hooked_;
+  // Nodes whose kernel works element by element, so that it may run on channels-last inputs as
+  // they are when all its non-scalar inputs share one shape and that layout.
+  std::vector<bool> layout_agnostic_;
   ValueHook hook_;
 };
 

@@ -1,6 +1,7 @@
 // Conv, Gemm and MatMul through oneDNN primitives (made once per input shape, weights reordered
 // once when they are constant); BatchNormalization as a per-channel affine loop.
 #include <cmath>
+#include <cstring>
 #include <optional>
 #include <stdexcept>
 
@@ -71,6 +72,35 @@ class PreparedWeights {
   memory cached_;
 };
 
+tag channels_last_tag(size_t rank) {
+  switch (rank) {
+    case 3: return tag::acb;
+    case 4: return tag::acdb;
+    case 5: return tag::acdeb;
+    default: throw std::runtime_error(fmt::format("no channels-last layout for rank {}", rank));
+  }
+}
+
+Tensor reorder_layout(const Tensor& t, bool to_channels_last) {
+  require_dtype(t, DType::F32, "a tensor changing layout");
+  Tensor out = Tensor::uninitialized(DType::F32, t.shape());
+  out.set_channels_last(to_channels_last);
+  if (t.channels_last() == to_channels_last || t.size() == 0) {
+    std::memcpy(out.raw(), t.raw(), t.bytes());
+    return out;
+  }
+  memory::desc cl(to_dims(t.shape()), dt::f32, channels_last_tag(t.shape().size()));
+  memory::desc plain = plain_desc(t.shape());
+  memory src(to_channels_last ? plain : cl, cpu_engine(), const_cast<void*>(t.raw()));
+  memory dst(to_channels_last ? cl : plain, cpu_engine(), out.raw());
+  dnnl::stream s(cpu_engine());
+  dnnl::reorder(src, dst).execute(s, src, dst);
+  s.wait();
+  return out;
+}
+
+// Convolution in channels-last layout (oneDNN's fastest CPU kernels: brgconv, brdgmm depthwise):
+// a plain input is reordered first; the output stays channels-last for the next layer.
 class ConvKernel : public Kernel {
  public:
   explicit ConvKernel(const KernelContext& c) : node_(c.node), weights_(c.constant(1)) {
@@ -78,20 +108,28 @@ class ConvKernel : public Kernel {
     if (w && w->rank() < 3) throw std::runtime_error(fmt::format("weights of shape {} are not a convolution kernel", shape_string(w->shape())));
   }
 
+  bool accepts_channels_last(size_t k) const override { return k == 0; }
+
   void run(std::span<const Tensor* const> in, std::span<Tensor> out) override {
-    const Tensor& x = input(in, 0, "X");
+    const Tensor& x_in = input(in, 0, "X");
     const Tensor& w = input(in, 1, "W");
-    require_dtype(x, DType::F32, "X");
+    require_dtype(x_in, DType::F32, "X");
     require_dtype(w, DType::F32, "W");
     const Tensor* b = in.size() > 2 ? in[2] : nullptr;
-    ConvGeometry geo = conv_geometry(node_, x.shape(), w.shape());
+    ConvGeometry geo = conv_geometry(node_, x_in.shape(), w.shape());
     if (b && (b->rank() != 1 || b->dim(0) != w.dim(0)))
       throw std::runtime_error(fmt::format("bias of shape {} does not match {} output channels", shape_string(b->shape()), w.dim(0)));
-    Shape y_shape = geo.output_shape;
-    if (!prim_ || x.shape() != x_shape_ || w.shape() != w_shape_) build(x.shape(), w.shape(), geo, b != nullptr);
-    Tensor y(DType::F32, y_shape);
+    Tensor converted;
+    const Tensor* x = &x_in;
+    if (!x_in.channels_last()) {
+      converted = reorder_layout(x_in, true);
+      x = &converted;
+    }
+    if (!prim_ || x->shape() != x_shape_ || w.shape() != w_shape_) build(x->shape(), w.shape(), geo, b != nullptr);
+    Tensor y = Tensor::uninitialized(DType::F32, geo.output_shape);
+    y.set_channels_last(true);
     dnnl::stream s(cpu_engine());
-    memory src(pd_.src_desc(), cpu_engine(), const_cast<void*>(x.raw()));
+    memory src(pd_.src_desc(), cpu_engine(), const_cast<void*>(x->raw()));
     memory wei = weights_.get(w, w_plain_, pd_.weights_desc(), s);
     memory dst(pd_.dst_desc(), cpu_engine(), y.raw());
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
@@ -113,7 +151,8 @@ class ConvKernel : public Kernel {
     } else {
       w_plain_ = plain_desc(ws);
     }
-    memory::desc src_md = plain_desc(xs), dst_md = plain_desc(geo.output_shape);
+    memory::desc src_md(to_dims(xs), dt::f32, channels_last_tag(xs.size()));
+    memory::desc dst_md(to_dims(geo.output_shape), dt::f32, channels_last_tag(xs.size()));
     memory::desc wei_md(wd, dt::f32, tag::any);
     memory::desc bias_md = has_bias ? memory::desc({ws[0]}, dt::f32, tag::a) : memory::desc();
     memory::dims strides(geo.strides.begin(), geo.strides.end()), dil(sp), pl(sp), pr(sp);
@@ -188,7 +227,7 @@ class MatMulPrimitive {
       trans_b_ = trans_b;
       has_bias_ = bias != nullptr;
     }
-    y = Tensor(DType::F32, y_shape);
+    y = Tensor::uninitialized(DType::F32, y_shape);
     dnnl::stream s(cpu_engine());
     memory am(a_md_, cpu_engine(), const_cast<void*>(a.raw()));
     memory bm = weights_.get(b, b_plain_, pd_.weights_desc(), s);
@@ -347,7 +386,7 @@ void batch_norm(const Node& node, std::span<const Tensor* const> in, std::span<T
       throw std::runtime_error(fmt::format("{} has {} values for {} channels", names[k - 1], p.size(), c));
   }
   float eps = node.f("epsilon", 1e-5f);
-  Tensor y(DType::F32, x.shape());
+  Tensor y = Tensor::uninitialized(DType::F32, x.shape());
   if (node.i("training_mode", 0) == 0) {
     batch_norm_inference(x, in[1]->data<float>(), in[2]->data<float>(), in[3]->data<float>(), in[4]->data<float>(), eps, y);
     out[0] = std::move(y);
@@ -385,6 +424,9 @@ void batch_norm(const Node& node, std::span<const Tensor* const> in, std::span<T
 }
 
 }  // namespace
+
+Tensor to_plain(const Tensor& t) { return reorder_layout(t, false); }
+Tensor to_channels_last(const Tensor& t) { return reorder_layout(t, true); }
 
 void register_dnnl_ops(OpRegistry& r) {
   r.add("", "Conv", [](const KernelContext& c) { return std::make_unique<ConvKernel>(c); });
