@@ -6,5 +6,7 @@ namespace lowbit::cli {
 // Each verb registers its subcommand and returns nothing; the callback runs it.
 void add_format_command(CLI::App& app);
 void add_sqnr_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_run_command(CLI::App& app);
 
 }  // namespace lowbit::cli

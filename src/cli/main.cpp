@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   lowbit::cli::add_format_command(app);
   lowbit::cli::add_sqnr_command(app);
+  lowbit::cli::add_eval_command(app);
+  lowbit::cli::add_run_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -62,7 +62,9 @@ ValueInfo value_info_from_proto(const onnx::ValueInfoProto& v) {
   info.name = v.name();
   if (v.type().has_tensor_type()) {
     const auto& tt = v.type().tensor_type();
-    info.dtype = dtype_from_onnx(tt.elem_type()).value_or(DType::F32);
+    std::optional<DType> t = dtype_from_onnx(tt.elem_type());
+    if (!t) throw std::runtime_error(fmt::format("value '{}' has element type {}, not supported", v.name(), onnx_type_name(tt.elem_type())));
+    info.dtype = *t;
     if (tt.has_shape()) {
       info.has_shape = true;
       for (const auto& d : tt.shape().dim()) {
@@ -206,6 +208,13 @@ Tensor load_tensor_pb(const std::string& path, std::string* name) {
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("{}: {}", path, e.what()));
   }
+}
+
+void save_tensor_pb(const Tensor& t, const std::string& name, const std::string& path) {
+  onnx::TensorProto p;
+  tensor_to_proto(t, name, p);
+  std::ofstream f(path, std::ios::binary);
+  if (!f || !p.SerializeToOstream(&f)) throw std::runtime_error(fmt::format("{}: cannot write", path));
 }
 
 void graph_to_proto(const Graph& g, onnx::ModelProto& model) {

@@ -109,7 +109,9 @@ SliceLayout slice_layout(const QuantizerConfig& c, std::span<const int64_t> shap
 
 void Quantizer::observe(std::span<const float> x, std::span<const int64_t> shape) {
   if (!c_.format.scalar()) return;  // block and BitMoD formats compute their own scales
-  if (!stats_.empty() && !std::equal(shape.begin(), shape.end(), shape_.begin(), shape_.end()))
+  // Per-tensor statistics do not depend on the shape (a last, smaller calibration batch is fine).
+  if (!stats_.empty() && c_.granularity != Granularity::Tensor &&
+      !std::equal(shape.begin(), shape.end(), shape_.begin(), shape_.end()))
     throw std::invalid_argument("Quantizer::observe: every call must use the same shape");
   const detail::SliceLayout L = detail::slice_layout(c_, shape, x.size());
   if (stats_.empty()) {

@@ -19,6 +19,8 @@ Tensor tensor_from_proto(const onnx::TensorProto& t);
 // Reads a TensorProto file (the .pb files of the ONNX test suite).
 Tensor load_tensor_pb(const std::string& path, std::string* name = nullptr);
 
+void save_tensor_pb(const Tensor& t, const std::string& name, const std::string& path);
+
 void save_onnx(const Graph& g, const std::string& path);
 void graph_to_proto(const Graph& g, onnx::ModelProto& model);
 void tensor_to_proto(const Tensor& t, const std::string& name, onnx::TensorProto& out);

@@ -55,7 +55,7 @@ class Quantizer {
   explicit Quantizer(QuantizerConfig c);  // validates; throws std::invalid_argument
   const QuantizerConfig& config() const { return c_; }
 
-  // Accumulates calibration statistics. Every call must use the same shape.
+  // Accumulates calibration statistics. Every call must use the same shape (any shape for per-tensor).
   void observe(std::span<const float> x, std::span<const int64_t> shape);
   // Scales (and zero points) from the statistics so far.
   QuantParams compute_params() const;

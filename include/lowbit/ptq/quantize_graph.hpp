@@ -1,0 +1,33 @@
+#pragma once
+// Applies a recipe to a float graph: folds BatchNormalization, fake-quantizes the weights of Conv,
+// Gemm and MatMul in place, calibrates the activation quantizers on calibration data (running the
+// float graph) and inserts lowbit.FakeQuant nodes on the inputs of those layers.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lowbit/graph/graph.hpp"
+#include "lowbit/ptq/recipe.hpp"
+
+namespace lowbit {
+
+// Calls `consume` once per calibration batch.
+using CalibrationFeed = std::function<void(const std::function<void(Tensor)>& consume)>;
+
+struct LayerQuantReport {
+  std::string node, op;
+  std::string weight_format, activation_format;  // "float" when left alone
+  double weight_sqnr_db = 0;                      // of the quantized weights
+};
+
+struct QuantizeGraphResult {
+  Graph graph;
+  std::vector<LayerQuantReport> layers;
+};
+
+// The layers a recipe applies to, in graph order: Conv, Gemm and MatMul nodes.
+std::vector<const Node*> quantizable_layers(const Graph& g);
+
+QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const CalibrationFeed& calibration, int threads = 1);
+
+}  // namespace lowbit

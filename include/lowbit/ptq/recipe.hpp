@@ -1,0 +1,59 @@
+#pragma once
+// A quantization recipe: which format each weight and each activation gets, by operator type, node
+// name or position (first / last quantized layer), with granularity and observer.
+//
+// JSON form (unknown keys are refused):
+// {
+//   "weights":     {"format": "int8", "granularity": "channel", "observer": "minmax"},
+//   "activations": {"format": "int8", "observer": "percentile", "percentile": 99.99},
+//   "layers": [ {"op": "Gemm", "weights": {"format": "int4"}},
+//               {"name": "conv1", "activations": "float"},
+//               {"position": "first", "weights": {"format": "int8"}} ],
+//   "calibration": {"images": 256}
+// }
+// A quantizer spec lists any of: format ("float" = leave in float32), granularity (tensor, channel,
+// group), group_size, symmetric, observer (minmax, percentile, mse, running), percentile, scale
+// (fp32, pow2, e8m0, e4m3), rounding. A layer rule's spec overrides only the keys it names; later
+// rules win. Defaults: weights per channel, symmetric, min-max; activations per tensor, min-max,
+// asymmetric for integer formats and symmetric otherwise.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lowbit/graph/graph.hpp"
+#include "lowbit/quant/quantizer.hpp"
+
+namespace lowbit {
+
+enum class TensorRole { Weight, Activation };
+
+struct LayerRule {
+  std::string op, name, position;  // empty = any
+  std::optional<nlohmann::json> weights, activations;
+};
+
+class QuantRecipe {
+ public:
+  // Throws std::runtime_error naming the key or value that is wrong.
+  static QuantRecipe from_json(const nlohmann::json& j);
+  static QuantRecipe from_file(const std::string& path);
+  // The recipe of `lowbit eval --w W --a A` (either may be "float").
+  static QuantRecipe from_formats(const std::string& weights, const std::string& activations);
+
+  // The quantizer for a role of a layer (Conv / Gemm / MatMul node), or nullopt to keep it float.
+  // `axis` is the channel axis for per-channel weights.
+  std::optional<QuantizerConfig> config_for(const Node& n, TensorRole role, bool first, bool last, int axis) const;
+
+  size_t calibration_images() const { return calibration_images_; }
+  const nlohmann::json& to_json() const { return json_; }
+
+ private:
+  nlohmann::json weights_, activations_;
+  std::vector<LayerRule> layers_;
+  size_t calibration_images_ = 256;
+  nlohmann::json json_;
+};
+
+}  // namespace lowbit

@@ -1,0 +1,89 @@
+// `lowbit eval MODEL`: top-1 / top-5 accuracy of a classifier, in float32 or under a quantization
+// recipe, on the data its model card names (or --data).
+#include <optional>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "lowbit/eval/classify.hpp"
+#include "lowbit/eval/model_card.hpp"
+#include "lowbit/graph/onnx_io.hpp"
+#include "src/cli/commands.hpp"
+
+namespace lowbit::cli {
+namespace {
+
+struct EvalOptions {
+  std::string model, data, calib, recipe, weights = "float", activations = "float";
+  int batch = 32, threads = 1;
+  size_t limit = 0;
+  bool exclude_calibration = false;
+  std::string save;
+};
+
+void run(const EvalOptions& o) {
+  // Everything that can be refused is checked before the long work starts.
+  std::optional<QuantRecipe> recipe;
+  if (!o.recipe.empty()) {
+    if (o.weights != "float" || o.activations != "float") throw std::runtime_error("give either --recipe or --w / --a, not both");
+    recipe = QuantRecipe::from_file(o.recipe);
+  } else if (o.weights != "float" || o.activations != "float") {
+    recipe = QuantRecipe::from_formats(o.weights, o.activations);
+  }
+  Graph g = load_onnx(o.model);
+  std::optional<ModelCard> card = find_model_card(o.model);
+  std::string data_dir = !o.data.empty() ? o.data : card ? card->eval_data : "";
+  if (data_dir.empty()) throw std::runtime_error(fmt::format("{}: no model card names its data; give --data DIR", o.model));
+  if (!card) throw std::runtime_error(fmt::format("{}: no model card (write {}.card.json) to say how to preprocess", o.model, o.model));
+  ImageDataset data = auto_detect(data_dir);
+  Preprocess pre = card->preprocess_for(data_dir);
+
+  std::string mode = "fp32";
+  std::optional<ImageDataset> calib;
+  if (recipe || o.exclude_calibration) {
+    if (!o.calib.empty()) {
+      calib = auto_detect(o.calib);
+    } else {
+      calib = calibration_set(*card);
+    }
+    size_t before = data.size();
+    data = without(data, *calib);
+    if (data.size() != before)
+      fmt::print("{} of the evaluation images are calibration images: evaluating on the other {}\n", before - data.size(), data.size());
+  }
+  if (o.limit && o.limit < data.size()) data = spread_subset(data, o.limit);
+  if (recipe) {
+    const std::string calib_dir = !o.calib.empty() ? o.calib : card->calibration_data;
+    CalibrationFeed feed = calibration_feed(*calib, card->preprocess_for(calib_dir), recipe->calibration_images(), o.batch, o.threads);
+    QuantizeGraphResult q = quantize_graph(std::move(g), *recipe, feed, o.threads);
+    g = std::move(q.graph);
+    mode = recipe->to_json().dump();
+    if (!o.save.empty()) save_onnx(g, o.save);
+  }
+  Session s(std::move(g), SessionOptions{o.threads, true});
+  fmt::print("{}: {} images from {}, {}\n", o.model, data.size(), data_dir, mode);
+  ClassifyResult r = evaluate_classifier(s, data, pre, ClassifyOptions{o.batch, o.threads, true, "eval"});
+  fmt::print("top-1 {:.2f} %\ntop-5 {:.2f} %\nimages/s {:.1f} (batch {}, {} thread{})\n", r.top1(), r.top5(), r.images_per_second(),
+             o.batch, o.threads, o.threads == 1 ? "" : "s");
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+  auto o = std::make_shared<EvalOptions>();
+  CLI::App* c = app.add_subcommand("eval", "top-1 / top-5 accuracy of a classifier in float32 or quantized");
+  c->add_option("model", o->model, "ONNX model")->required();
+  c->add_option("--data", o->data, "evaluation images (default: the model card's)");
+  c->add_option("--calib", o->calib, "calibration images (default: the model card's)");
+  c->add_option("--recipe", o->recipe, "quantization recipe (JSON)");
+  c->add_option("--w", o->weights, "weight format, e.g. int8 (per channel)");
+  c->add_option("--a", o->activations, "activation format, e.g. int8 (per tensor, percentile calibration)");
+  c->add_option("--batch", o->batch, "batch size")->check(CLI::Range(1, 4096));
+  c->add_option("--threads", o->threads, "threads")->check(CLI::Range(1, 256));
+  c->add_option("--limit", o->limit, "evaluate on this many images, spread over the set");
+  c->add_flag("--exclude-calibration", o->exclude_calibration, "leave out the calibration images also in float32");
+  c->add_option("--save", o->save, "write the quantized graph (lowbit.FakeQuant nodes) to this ONNX file");
+  c->callback([o] { run(*o); });
+}
+
+}  // namespace lowbit::cli
