@@ -22,9 +22,13 @@ namespace {
 Preprocess parse_preprocess(const json& j, const std::string& where) {
   Preprocess p;
   for (const auto& [k, v] : j.items())
-    if (k != "resize_short" && k != "crop" && k != "normalize") throw std::runtime_error(fmt::format("{}: unknown preprocess key '{}'", where, k));
+    if (k != "resize_short" && k != "crop" && k != "crop_offset" && k != "normalize") throw std::runtime_error(fmt::format("{}: unknown preprocess key '{}'", where, k));
   p.resize_short = j.value("resize_short", 0);
   p.crop = j.value("crop", 0);
+  std::string offset = j.value("crop_offset", "round");
+  if (offset != "round" && offset != "floor")
+    throw std::runtime_error(fmt::format("{}: crop_offset '{}' is not round (torchvision) or floor (Keras)", where, offset));
+  p.crop_offset = offset == "floor" ? CropOffset::Floor : CropOffset::RoundHalfEven;
   const json& n = j.value("normalize", json("x/255"));
   if (n.is_string()) {
     std::string s = n.get<std::string>();

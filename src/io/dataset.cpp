@@ -41,7 +41,7 @@ std::vector<float> preprocess_image(const Image& img, const Preprocess& p, const
       throw std::runtime_error(fmt::format("{}: image is {}x{}{}, smaller than the {}x{} crop", name, img.height, img.width,
                                            after, p.crop, p.crop));
     }
-    cropped = center_crop(scaled, p.crop, p.crop);
+    cropped = center_crop(scaled, p.crop, p.crop, p.crop_offset);
   }
   const Image& src = cropped ? *cropped : scaled;
 

@@ -192,12 +192,13 @@ int half_round_even(int d) {
 
 }  // namespace
 
-Image center_crop(const Image& img, int crop_height, int crop_width) {
+Image center_crop(const Image& img, int crop_height, int crop_width, CropOffset offset) {
   if (crop_height <= 0 || crop_width <= 0 || crop_height > img.height || crop_width > img.width)
     throw std::invalid_argument(fmt::format("center_crop: cannot crop {}x{} from a {}x{} image", crop_height, crop_width,
                                             img.height, img.width));
-  const int top = half_round_even(img.height - crop_height);
-  const int left = half_round_even(img.width - crop_width);
+  const bool floor = offset == CropOffset::Floor;
+  const int top = floor ? (img.height - crop_height) / 2 : half_round_even(img.height - crop_height);
+  const int left = floor ? (img.width - crop_width) / 2 : half_round_even(img.width - crop_width);
   const int ch = img.channels;
   Image out{crop_height, crop_width, ch, std::vector<uint8_t>(static_cast<size_t>(crop_height) * crop_width * ch)};
   const size_t row_bytes = static_cast<size_t>(crop_width) * ch;

@@ -16,6 +16,7 @@ namespace lowbit {
 struct Preprocess {
   int resize_short = 0;  // 0: no resize
   int crop = 0;          // 0: no crop (the image keeps its size)
+  CropOffset crop_offset = CropOffset::RoundHalfEven;
   enum class Norm {
     Scale127_5,  // x / 127.5 - 1
     MeanStd,     // x / 255, then (x - mean) / std per channel

@@ -38,8 +38,11 @@ Image resize_bilinear(const Image& img, int out_height, int out_width);
 // int(short_side * long / short).
 Image resize_short_side(const Image& img, int short_side);
 
-// torchvision CenterCrop: top = round((h - crop_h) / 2), left likewise (round half to even).
-// Throws std::invalid_argument when the crop is larger than the image.
-Image center_crop(const Image& img, int crop_height, int crop_width);
+// Where a centre crop starts when the margin is odd: torchvision's CenterCrop rounds (h - crop_h) / 2
+// half to even; Keras / TensorFlow pipelines take the floor.
+enum class CropOffset { RoundHalfEven, Floor };
+
+// A centre crop; throws std::invalid_argument when the crop is larger than the image.
+Image center_crop(const Image& img, int crop_height, int crop_width, CropOffset offset = CropOffset::RoundHalfEven);
 
 }  // namespace lowbit

@@ -174,7 +174,7 @@ void pool_plane(const T* x, T* y, const PoolGeometry& g, const PoolOptions& opt,
 
 template <class T, Mode M>
 Tensor pool(const Tensor& x, const PoolGeometry& g, const PoolOptions& opt, int threads) {
-  Tensor y(x.dtype(), g.output_shape);
+  Tensor y = Tensor::uninitialized(x.dtype(), g.output_shape);
   const T* xp = x.data<T>();
   T* yp = y.data<T>();
   int64_t in_plane = g.in_plane(), out_plane = g.out_plane();
@@ -193,8 +193,8 @@ Tensor pool(const Tensor& x, const PoolGeometry& g, const PoolOptions& opt, int 
 // spatial positions column-major.
 template <class T>
 void max_pool_with_indices(const Tensor& x, const PoolGeometry& g, bool column_major, int threads, Tensor& y, Tensor& idx) {
-  y = Tensor(x.dtype(), g.output_shape);
-  idx = Tensor(DType::I64, g.output_shape);
+  y = Tensor::uninitialized(x.dtype(), g.output_shape);
+  idx = Tensor::uninitialized(DType::I64, g.output_shape);
   const T* xp = x.data<T>();
   T* yp = y.data<T>();
   int64_t* ip = idx.data<int64_t>();
@@ -241,7 +241,7 @@ Tensor pool_channels_last(const Tensor& x, const PoolGeometry& g, const PoolOpti
   require_dtype(x, DType::F32, "a channels-last input");
   const int64_t C = x.shape()[1], H = g.in[1], W = g.in[2], out_plane = g.out_plane();
   const int64_t pixels = x.shape()[0] * out_plane;
-  Tensor y(DType::F32, g.output_shape);
+  Tensor y = Tensor::uninitialized(DType::F32, g.output_shape);
   y.set_channels_last(true);
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
@@ -294,7 +294,7 @@ Tensor global_pool_channels_last(const Tensor& x, int threads) {
   const int64_t N = x.shape()[0], C = x.shape()[1], pixels = N * C > 0 ? x.size() / (N * C) : 0;
   Shape shape = x.shape();
   std::fill(shape.begin() + 2, shape.end(), 1);
-  Tensor y(DType::F32, shape);
+  Tensor y = Tensor::uninitialized(DType::F32, shape);
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
   bool parallel = x.size() > kParallelElements && N > 1 && threads > 1;
@@ -427,7 +427,7 @@ Tensor global_pool(const Tensor& x, int64_t p, int threads) {
   int64_t planes = shape[0] * shape[1];
   int64_t n = planes > 0 ? x.size() / planes : 0;
   std::fill(shape.begin() + 2, shape.end(), 1);
-  Tensor y(x.dtype(), shape);
+  Tensor y = Tensor::uninitialized(x.dtype(), shape);
   const T* xp = x.data<T>();
   T* yp = y.data<T>();
   bool parallel = x.size() > kParallelElements && planes > 1 && threads > 1;

@@ -315,7 +315,7 @@ void transpose(const Ctx& c, std::span<const Tensor* const> in, std::span<Tensor
     shape[k] = x.shape()[static_cast<size_t>(perm[k])];
     ost[k] = st[static_cast<size_t>(perm[k])];
   }
-  Tensor y(x.dtype(), shape);
+  Tensor y = Tensor::uninitialized(x.dtype(), shape);
   strided_copy(bytes(x), bytes(y), dtype_size(x.dtype()), shape, ost, c.threads);
   out[0] = std::move(y);
 }
@@ -389,7 +389,7 @@ void concat(const Ctx& c, std::span<const Tensor* const> in, std::span<Tensor> o
                               shape_string(x0.shape()), axis));
     shape[static_cast<size_t>(axis)] += x.dim(axis);
   }
-  Tensor y(x0.dtype(), shape);
+  Tensor y = Tensor::uninitialized(x0.dtype(), shape);
   auto e = static_cast<int64_t>(dtype_size(x0.dtype()));
   int64_t outer = 1, inner = e;
   for (int d = 0; d < axis; ++d) outer *= shape[static_cast<size_t>(d)];
@@ -431,7 +431,7 @@ void split(const Ctx& c, std::span<const Tensor* const> in, std::span<Tensor> ou
   for (size_t k = 0; k < out.size(); ++k) {
     Shape shape = x.shape();
     shape[static_cast<size_t>(axis)] = (*sizes)[k];
-    Tensor y(x.dtype(), shape);
+    Tensor y = Tensor::uninitialized(x.dtype(), shape);
     int64_t block = (*sizes)[k] * inner;
     // Reading strided blocks of x into a contiguous y: copy_blocks with the roles of the strides swapped.
     bool parallel = outer * block > kParallelBytes && c.threads > 1 && outer > 1;
@@ -494,7 +494,7 @@ void slice(const Ctx& c, std::span<const Tensor* const> in, std::span<Tensor> ou
     step[a] = st;
     shape[a] = len;
   }
-  Tensor y(x.dtype(), shape);
+  Tensor y = Tensor::uninitialized(x.dtype(), shape);
   if (y.size() > 0) {
     std::vector<int64_t> st = strides_of(x.shape());
     int64_t off = 0;
@@ -566,7 +566,7 @@ void pad(const Ctx& c, std::span<const Tensor* const> in, std::span<Tensor> out)
     src[k].resize(static_cast<size_t>(shape[k]));
     for (int64_t o = 0; o < shape[k]; ++o) src[k][static_cast<size_t>(o)] = pad_source(o, before, d, mode);
   }
-  Tensor y(x.dtype(), shape);
+  Tensor y = Tensor::uninitialized(x.dtype(), shape);
   if (r == 0) {
     out[0] = x;
     return;
@@ -637,7 +637,7 @@ void gather(const Ctx& c, std::span<const Tensor* const> in, std::span<Tensor> o
   Shape shape(x.shape().begin(), x.shape().begin() + axis);
   shape.insert(shape.end(), ind.shape().begin(), ind.shape().end());
   shape.insert(shape.end(), x.shape().begin() + axis + 1, x.shape().end());
-  Tensor y(x.dtype(), shape);
+  Tensor y = Tensor::uninitialized(x.dtype(), shape);
   auto e = static_cast<int64_t>(dtype_size(x.dtype()));
   int64_t outer = 1, inner = e, n = static_cast<int64_t>(idx.size());
   for (int d = 0; d < axis; ++d) outer *= x.dim(d);
@@ -663,7 +663,7 @@ void gather_elements(const Ctx& c, std::span<const Tensor* const> in, std::span<
   for (int k = 0; k < r; ++k)
     if (k != axis && ind.dim(k) > x.dim(k))
       throw error(fmt::format("indices {} do not fit in data {}", shape_string(ind.shape()), shape_string(x.shape())));
-  Tensor y(x.dtype(), ind.shape());
+  Tensor y = Tensor::uninitialized(x.dtype(), ind.shape());
   auto esize = dtype_size(x.dtype());
   std::vector<int64_t> st = strides_of(x.shape());
   std::vector<int64_t> pos(static_cast<size_t>(r), 0);
@@ -691,7 +691,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape, int threads) {
   size_t lead = shape.size() - x.shape().size();
   for (size_t k = 0; k < x.shape().size(); ++k)
     if (x.shape()[k] != 1) st[lead + k] = xs[k];
-  Tensor y(x.dtype(), shape);
+  Tensor y = Tensor::uninitialized(x.dtype(), shape);
   strided_copy(bytes(x), bytes(y), dtype_size(x.dtype()), shape, st, threads);
   return y;
 }
@@ -726,7 +726,7 @@ void tile(const Ctx& c, std::span<const Tensor* const> in, std::span<Tensor> out
     st.insert(st.end(), {0, xs[k]});
     shape.push_back(reps[k] * x.shape()[k]);
   }
-  Tensor y(x.dtype(), shape);
+  Tensor y = Tensor::uninitialized(x.dtype(), shape);
   strided_copy(bytes(x), bytes(y), dtype_size(x.dtype()), view, st, c.threads);
   out[0] = std::move(y);
 }
@@ -754,7 +754,7 @@ Tensor range_of(const Tensor& start, const Tensor& limit, const Tensor& delta) {
     n = d64 > 0 ? (l64 > s64 ? (l64 - s64 + d64 - 1) / d64 : 0) : (s64 > l64 ? (s64 - l64 - d64 - 1) / -d64 : 0);
   }
   if (n > (int64_t{1} << 34)) throw error(fmt::format("range of {} elements is too large", n));
-  Tensor y(dtype_of<T>(), {n});
+  Tensor y = Tensor::uninitialized(dtype_of<T>(), {n});
   T* p = y.data<T>();
   for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(s + static_cast<T>(i) * d);
   return y;
@@ -785,7 +785,7 @@ void dropout(const Ctx& c, std::span<const Tensor* const> in, std::span<Tensor> 
   if (out.size() > 1) {
     // The mask: bool from opset 10, the data type before.
     DType t = c.opset >= 10 ? DType::Bool : x.dtype();
-    Tensor mask(t, x.shape());
+    Tensor mask = Tensor::uninitialized(t, x.shape());
     fill_bytes(bytes(mask), mask.size(), element_bytes(t, 1).data(), dtype_size(t));
     out[1] = std::move(mask);
   }
@@ -803,7 +803,7 @@ void depth_to_space(const Ctx& c, std::span<const Tensor* const> in, std::span<T
   int64_t hw = H * W;
   std::vector<int64_t> st = crd ? std::vector<int64_t>{C * hw, b * b * hw, W, b * hw, 1, hw}
                                 : std::vector<int64_t>{C * hw, hw, W, b * oc * hw, 1, oc * hw};
-  Tensor y(x.dtype(), {N, oc, H * b, W * b});
+  Tensor y = Tensor::uninitialized(x.dtype(), {N, oc, H * b, W * b});
   strided_copy(bytes(x), bytes(y), dtype_size(x.dtype()), {N, oc, H, b, W, b}, st, c.threads);
   out[0] = std::move(y);
 }
@@ -815,7 +815,7 @@ void space_to_depth(const Ctx& c, std::span<const Tensor* const> in, std::span<T
     throw error(fmt::format("cannot rearrange {} with blocksize {}", shape_string(x.shape()), b));
   int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
   // Output viewed as [N, b1, b2, C, H/b, W/b]: channel (b1 * b + b2) * C + c reads x[n, c, h * b + b1, w * b + b2].
-  Tensor y(x.dtype(), {N, C * b * b, H / b, W / b});
+  Tensor y = Tensor::uninitialized(x.dtype(), {N, C * b * b, H / b, W / b});
   strided_copy(bytes(x), bytes(y), dtype_size(x.dtype()), {N, b, b, C, H / b, W / b}, {C * H * W, W, 1, H * W, b * W, b},
                c.threads);
   out[0] = std::move(y);
