@@ -28,11 +28,15 @@ ScaleSpec storage_spec(ScaleStorage s) {
 // Value at quantile p (0..1) of sorted data, linearly interpolated.
 double quantile(std::vector<double>& v, double p) {
   if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
   const double pos = p * static_cast<double>(v.size() - 1);
   const size_t i = static_cast<size_t>(pos);
   const double f = pos - static_cast<double>(i);
-  return i + 1 < v.size() ? v[i] * (1 - f) + v[i + 1] * f : v[i];
+  // Two order statistics, in linear time: the i-th, then the smallest of what lies above it.
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
+  const double lo = v[i];
+  if (i + 1 >= v.size()) return lo;
+  const double hi = *std::min_element(v.begin() + static_cast<std::ptrdiff_t>(i) + 1, v.end());
+  return lo * (1 - f) + hi * f;
 }
 
 }  // namespace
@@ -149,6 +153,21 @@ void Quantizer::fake_quant(std::span<const float> in, std::span<float> out, std:
         continue;
       }
       const float z = p.zero_point[run.slice];
+      if (r == Rounding::NearestEven) {
+        // clamp(round(v) + z) - z == round(clamp(v, lowest - z, max - z)) for an integer z; adding and
+        // subtracting 1.5 * 2^23 rounds half to even for |v| <= 2^22. NaN compares false throughout
+        // and ends as 0, as in the reference.
+        const float lo = static_cast<float>(f->lowest() - z), hi = static_cast<float>(f->max() - z);
+        const float* src = in.data() + run.begin;
+        float* dst = out.data() + run.begin;
+        for (size_t k = 0; k < run.length; ++k) {
+          const float v = src[k] / s;
+          const float c = v < lo ? lo : (v > hi ? hi : v);
+          const float q = (c + 0x1.8p23f) - 0x1.8p23f;
+          dst[k] = c == c ? q * s : 0.0f;
+        }
+        continue;
+      }
       for (size_t k = 0; k < run.length; ++k) {
         const size_t i = run.begin + k;
         const float v = in[i] / s;
