@@ -1,5 +1,7 @@
 // `lowbit eval MODEL`: top-1 / top-5 accuracy of a classifier, in float32 or under a quantization
 // recipe, on the data its model card names (or --data).
+#include <algorithm>
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -55,7 +57,11 @@ void run(const EvalOptions& o) {
   if (recipe) {
     const std::string calib_dir = !o.calib.empty() ? o.calib : card->calibration_data;
     CalibrationFeed feed = calibration_feed(*calib, card->preprocess_for(calib_dir), recipe->calibration_images(), o.batch, o.threads);
+    auto t0 = std::chrono::steady_clock::now();
     QuantizeGraphResult q = quantize_graph(std::move(g), *recipe, feed, o.threads);
+    fmt::print("quantized {} layers, calibrated on {} images in {:.1f} s\n", q.layers.size(),
+               std::min(recipe->calibration_images(), calib->size()),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     g = std::move(q.graph);
     mode = recipe->to_json().dump();
     if (!o.save.empty()) save_onnx(g, o.save);

@@ -1,7 +1,8 @@
 // Pooling: MaxPool, AveragePool, LpPool and their Global forms over [N, C, spatial...] with 1 to 3
 // spatial dimensions. Windows are reduced separably: the rows of a window (the outer spatial
 // dimensions) are first combined element-wise into one row buffer, a contiguous loop that vectorizes,
-// then each output reads its horizontal window from that buffer.
+// then each output reads its horizontal window from that buffer. Channels-last float32 inputs (the
+// executor's convolutions produce them) are pooled in that layout, vectorized over the channels.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -98,9 +99,43 @@ struct PoolOptions {
   int64_t p = 2;  // LpPool
 };
 
+// The horizontal windows, the same for every output row: per output column the valid taps [first, last)
+// and the number of taps inside the padded row; columns [lo, hi) have every tap inside the row.
+struct Columns {
+  std::vector<int64_t> first, last, padded;
+  int64_t lo = 0, hi = 0;
+};
+
+Columns columns(const PoolGeometry& g) {
+  Columns c;
+  const int64_t W = g.in[2], s = g.stride[2], k = g.kernel[2], dil = g.dilation[2], pb = g.pad_begin[2];
+  for (int64_t ow = 0; ow < g.out[2]; ++ow) {
+    auto [w0, w1] = taps(ow * s - pb, k, dil, 0, W);
+    auto [p0, p1] = taps(ow * s - pb, k, dil, -pb, W + g.pad_end[2]);
+    c.first.push_back(w0);
+    c.last.push_back(w1);
+    c.padded.push_back(p1 - p0);
+  }
+  // ow * s - pb >= 0 and ow * s - pb + (k - 1) * dil < W.
+  c.lo = std::min(g.out[2], (pb + s - 1) / s);
+  int64_t span = W - (k - 1) * dil + pb;
+  c.hi = std::max(c.lo, span <= 0 ? 0 : std::min(g.out[2], (span + s - 1) / s));
+  return c;
+}
+
 template <class T, Mode M>
-void pool_plane(const T* x, T* y, const PoolGeometry& g, const PoolOptions& opt, std::vector<T>& buf) {
-  const int64_t H = g.in[1], W = g.in[2];
+T combine(T acc, T v) {
+  if constexpr (M == Mode::Max)
+    return v > acc ? v : acc;
+  else
+    return acc + v;
+}
+
+template <class T, Mode M>
+void pool_plane(const T* x, T* y, const PoolGeometry& g, const Columns& cols, const PoolOptions& opt, std::vector<T>& buf) {
+  const int64_t H = g.in[1], W = g.in[2], OW = g.out[2];
+  const int64_t s = g.stride[2], k = g.kernel[2], dil = g.dilation[2], pb = g.pad_begin[2];
+  const T init = M == Mode::Max ? std::numeric_limits<T>::lowest() : T(0);
   buf.resize(static_cast<size_t>(W));
   T* b = buf.data();
   for (int64_t od = 0; od < g.out[0]; ++od) {
@@ -109,64 +144,65 @@ void pool_plane(const T* x, T* y, const PoolGeometry& g, const PoolOptions& opt,
     for (int64_t oh = 0; oh < g.out[1]; ++oh) {
       int64_t sh = oh * g.stride[1] - g.pad_begin[1];
       auto [h0, h1] = taps(sh, g.kernel[1], g.dilation[1], 0, H);
+      T* o = y + (od * g.out[1] + oh) * OW;
+      int64_t rows = (d1 - d0) * (h1 - h0);
+      if (rows == 0) {
+        std::fill(o, o + OW, init);
+        continue;
+      }
       // Vertical pass: combine the window's valid rows.
       bool first = true;
       for (int64_t kd = d0; kd < d1; ++kd)
         for (int64_t kh = h0; kh < h1; ++kh) {
           const T* row = x + ((sd + kd * g.dilation[0]) * H + sh + kh * g.dilation[1]) * W;
-          if constexpr (M == Mode::Max) {
-            if (first)
-              std::copy(row, row + W, b);
-            else
-              for (int64_t w = 0; w < W; ++w) b[w] = row[w] > b[w] ? row[w] : b[w];
-          } else if constexpr (M == Mode::Avg) {
-            if (first)
-              std::copy(row, row + W, b);
-            else
-              for (int64_t w = 0; w < W; ++w) b[w] += row[w];
-          } else {
+          if constexpr (M == Mode::Lp) {
             if (first) std::fill(b, b + W, T(0));
             if (opt.p == 2)
               for (int64_t w = 0; w < W; ++w) b[w] += row[w] * row[w];
             else
               for (int64_t w = 0; w < W; ++w) b[w] += static_cast<T>(std::pow(std::abs(row[w]), static_cast<T>(opt.p)));
+          } else if (first) {
+            std::copy(row, row + W, b);
+          } else {
+            for (int64_t w = 0; w < W; ++w) b[w] = combine<T, M>(b[w], row[w]);
           }
           first = false;
         }
-      int64_t rows = (d1 - d0) * (h1 - h0);
-      int64_t padded_rows = 0;
+      // Horizontal pass: the edge columns tap by tap, the interior one tap at a time over all columns.
+      auto edge = [&](int64_t ow) {
+        const T* bw = b + ow * s - pb;
+        T acc = init;
+        for (int64_t kw = cols.first[static_cast<size_t>(ow)]; kw < cols.last[static_cast<size_t>(ow)]; ++kw)
+          acc = combine<T, M>(acc, bw[kw * dil]);
+        o[ow] = acc;
+      };
+      for (int64_t ow = 0; ow < cols.lo; ++ow) edge(ow);
+      for (int64_t ow = cols.hi; ow < OW; ++ow) edge(ow);
+      if (cols.lo < cols.hi) {
+        const int64_t n = cols.hi - cols.lo;
+        const T* b0 = b + cols.lo * s - pb;
+        T* oo = o + cols.lo;
+        for (int64_t i = 0; i < n; ++i) oo[i] = b0[i * s];
+        for (int64_t kw = 1; kw < k; ++kw) {
+          const T* bk = b0 + kw * dil;
+          for (int64_t i = 0; i < n; ++i) oo[i] = combine<T, M>(oo[i], bk[i * s]);
+        }
+      }
       if constexpr (M == Mode::Avg) {
+        int64_t padded_rows = 0;
         if (opt.count_include_pad) {
           auto [pd0, pd1] = taps(sd, g.kernel[0], g.dilation[0], -g.pad_begin[0], g.in[0] + g.pad_end[0]);
           auto [ph0, ph1] = taps(sh, g.kernel[1], g.dilation[1], -g.pad_begin[1], H + g.pad_end[1]);
           padded_rows = (pd1 - pd0) * (ph1 - ph0);
         }
-      }
-      // Horizontal pass.
-      T* out_row = y + (od * g.out[1] + oh) * g.out[2];
-      for (int64_t ow = 0; ow < g.out[2]; ++ow) {
-        int64_t sw = ow * g.stride[2] - g.pad_begin[2];
-        auto [w0, w1] = taps(sw, g.kernel[2], g.dilation[2], 0, W);
-        T acc = M == Mode::Max ? std::numeric_limits<T>::lowest() : T(0);
-        if (rows > 0)
-          for (int64_t kw = w0; kw < w1; ++kw) {
-            T v = b[sw + kw * g.dilation[2]];
-            if constexpr (M == Mode::Max)
-              acc = v > acc ? v : acc;
-            else
-              acc += v;
-          }
-        if constexpr (M == Mode::Avg) {
-          int64_t count = rows * (w1 - w0);
-          if (opt.count_include_pad) {
-            auto [pw0, pw1] = taps(sw, g.kernel[2], g.dilation[2], -g.pad_begin[2], W + g.pad_end[2]);
-            count = padded_rows * (pw1 - pw0);
-          }
-          acc = count > 0 ? acc / static_cast<T>(count) : T(0);
-        } else if constexpr (M == Mode::Lp) {
-          acc = opt.p == 2 ? std::sqrt(acc) : static_cast<T>(std::pow(acc, T(1) / static_cast<T>(opt.p)));
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          auto w = static_cast<size_t>(ow);
+          int64_t count = opt.count_include_pad ? padded_rows * cols.padded[w] : rows * (cols.last[w] - cols.first[w]);
+          o[ow] = count > 0 ? o[ow] / static_cast<T>(count) : T(0);
         }
-        out_row[ow] = acc;
+      } else if constexpr (M == Mode::Lp) {
+        for (int64_t ow = 0; ow < OW; ++ow)
+          o[ow] = opt.p == 2 ? std::sqrt(o[ow]) : static_cast<T>(std::pow(o[ow], T(1) / static_cast<T>(opt.p)));
       }
     }
   }
@@ -177,13 +213,14 @@ Tensor pool(const Tensor& x, const PoolGeometry& g, const PoolOptions& opt, int 
   Tensor y = Tensor::uninitialized(x.dtype(), g.output_shape);
   const T* xp = x.data<T>();
   T* yp = y.data<T>();
+  const Columns cols = columns(g);
   int64_t in_plane = g.in_plane(), out_plane = g.out_plane();
   bool parallel = g.planes * in_plane > kParallelElements && g.planes > 1 && threads > 1;
 #pragma omp parallel num_threads(threads) if (parallel)
   {
     std::vector<T> buf;
 #pragma omp for
-    for (int64_t p = 0; p < g.planes; ++p) pool_plane<T, M>(xp + p * in_plane, yp + p * out_plane, g, opt, buf);
+    for (int64_t p = 0; p < g.planes; ++p) pool_plane<T, M>(xp + p * in_plane, yp + p * out_plane, g, cols, opt, buf);
   }
   return y;
 }

@@ -747,13 +747,22 @@ Tensor range_of(const Tensor& start, const Tensor& limit, const Tensor& delta) {
   T s = start.data<T>()[0], l = limit.data<T>()[0], d = delta.data<T>()[0];
   if (d == 0) throw error("delta must not be 0");
   int64_t n;
+  constexpr int64_t kMax = int64_t{1} << 34;
   if constexpr (std::is_floating_point_v<T>) {
-    n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((static_cast<double>(l) - s) / d)));
+    double count = std::ceil((static_cast<double>(l) - s) / d);
+    if (!(count <= static_cast<double>(kMax))) throw error(fmt::format("range({}, {}, {}) is too large", s, l, d));
+    n = std::max<int64_t>(0, static_cast<int64_t>(count));
   } else {
-    auto s64 = static_cast<int64_t>(s), l64 = static_cast<int64_t>(l), d64 = static_cast<int64_t>(d);
-    n = d64 > 0 ? (l64 > s64 ? (l64 - s64 + d64 - 1) / d64 : 0) : (s64 > l64 ? (s64 - l64 - d64 - 1) / -d64 : 0);
+    // The distance in unsigned arithmetic, exact even across the whole int64 range.
+    bool up = d > 0;
+    auto from = static_cast<uint64_t>(static_cast<int64_t>(s)), to = static_cast<uint64_t>(static_cast<int64_t>(l));
+    uint64_t step = up ? static_cast<uint64_t>(static_cast<int64_t>(d)) : 0 - static_cast<uint64_t>(static_cast<int64_t>(d));
+    bool empty = up ? l <= s : l >= s;
+    uint64_t dist = empty ? 0 : up ? to - from : from - to;
+    uint64_t count = dist / step + (dist % step != 0);
+    if (count > static_cast<uint64_t>(kMax)) throw error(fmt::format("range({}, {}, {}) is too large", s, l, d));
+    n = static_cast<int64_t>(count);
   }
-  if (n > (int64_t{1} << 34)) throw error(fmt::format("range of {} elements is too large", n));
   Tensor y = Tensor::uninitialized(dtype_of<T>(), {n});
   T* p = y.data<T>();
   for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(s + static_cast<T>(i) * d);
