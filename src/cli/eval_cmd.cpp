@@ -56,11 +56,11 @@ void run(const EvalOptions& o) {
   if (o.limit && o.limit < data.size()) data = spread_subset(data, o.limit);
   if (recipe) {
     const std::string calib_dir = !o.calib.empty() ? o.calib : card->calibration_data;
-    CalibrationFeed feed = calibration_feed(*calib, card->preprocess_for(calib_dir), recipe->calibration_images(), o.batch, o.threads);
+    size_t calib_images = std::min(recipe->calibration_images().value_or(calib->size()), calib->size());
+    CalibrationFeed feed = calibration_feed(*calib, card->preprocess_for(calib_dir), calib_images, o.batch, o.threads);
     auto t0 = std::chrono::steady_clock::now();
     QuantizeGraphResult q = quantize_graph(std::move(g), *recipe, feed, o.threads);
-    fmt::print("quantized {} layers, calibrated on {} images in {:.1f} s\n", q.layers.size(),
-               std::min(recipe->calibration_images(), calib->size()),
+    fmt::print("quantized {} layers, calibrated on {} images in {:.1f} s\n", q.layers.size(), calib_images,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     g = std::move(q.graph);
     mode = recipe->to_json().dump();

@@ -53,6 +53,9 @@ void quantize_span(const ScalarFormat& f, const ElementPlan& p, Rounding r, cons
 // Same, with every element divided by `scale` before and multiplied by it after (block formats).
 void quantize_span_scaled(const ScalarFormat& f, const ElementPlan& p, Rounding r, const float* in, float* out,
                           size_t n, uint64_t index0, float scale);
+// Asymmetric integer grid in nearest-even: out = round(clamp(in / scale, lo, hi)) * scale, NaN -> 0.
+// Whole SIMD vectors only: returns how many elements it did, the caller finishes the rest.
+size_t affine_integer_simd(const float* in, float* out, size_t n, float scale, float lo, float hi);
 // Whole blocks of `block` floats: amax[b] = largest finite |x| of block b, finite[b] = no NaN / inf.
 void block_abs_max(const float* in, size_t blocks, size_t block, float* amax, uint8_t* finite);
 // Quantizes whole blocks with per-block scales (NaN: a NaN block; 0: zeros). pow2: every scale is

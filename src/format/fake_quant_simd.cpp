@@ -363,12 +363,30 @@ float AbsMaxSimd(const float* in, size_t n, bool* all_finite) {
   return best;
 }
 
+// Asymmetric integer grid, nearest-even: round(clamp(x / scale, lo, hi)) * scale with NaN -> 0,
+// exactly as the scalar loop in Quantizer::fake_quant computes it. Whole vectors only; returns how
+// many elements it did.
+size_t AffineIntegerSimd(const float* in, float* out, size_t n, float scale, float lo, float hi) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const VF s = hn::Set(df, scale), vlo = hn::Set(df, lo), vhi = hn::Set(df, hi), magic = hn::Set(df, 0x1.8p23f);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const VF v = hn::Div(hn::LoadU(df, in + i), s);
+    const VF c = hn::IfThenElse(hn::Lt(v, vlo), vlo, hn::IfThenElse(hn::Gt(v, vhi), vhi, v));
+    const VF q = hn::Sub(hn::Add(c, magic), magic);
+    hn::StoreU(hn::IfThenElseZero(hn::Eq(c, c), hn::Mul(q, s)), df, out + i);
+  }
+  return i;
+}
+
 }  // namespace lowbit::detail::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 namespace lowbit::detail {
 HWY_EXPORT(QuantizeSpanSimd);
+HWY_EXPORT(AffineIntegerSimd);
 HWY_EXPORT(AbsMaxSimd);
 HWY_EXPORT(BlockAbsMaxSimd);
 HWY_EXPORT(QuantizeBlocksSimd);
@@ -390,6 +408,10 @@ size_t quantize_blocks_simd(const ElementPlan& p, const float* in, float* out, s
 
 size_t quantize_span_simd(const ElementPlan& p, const float* in, float* out, size_t n, uint64_t index0, float scale) {
   return HWY_DYNAMIC_DISPATCH(QuantizeSpanSimd)(p, in, out, n, index0, scale);
+}
+
+size_t affine_integer_simd(const float* in, float* out, size_t n, float scale, float lo, float hi) {
+  return HWY_DYNAMIC_DISPATCH(AffineIntegerSimd)(in, out, n, scale, lo, hi);
 }
 
 float abs_max(const float* in, size_t n, bool* all_finite) { return HWY_DYNAMIC_DISPATCH(AbsMaxSimd)(in, n, all_finite); }

@@ -122,9 +122,11 @@ QuantRecipe QuantRecipe::from_json(const nlohmann::json& j) {
   }
   if (j.contains("calibration")) {
     check_keys(j["calibration"], {"images"}, "recipe.calibration");
-    const json& n = j["calibration"].value("images", json(256));
-    if (!n.is_number_integer() || n.get<int64_t>() < 1) throw std::runtime_error("recipe.calibration.images must be a positive integer");
-    r.calibration_images_ = n.get<size_t>();
+    if (j["calibration"].contains("images")) {
+      const json& n = j["calibration"]["images"];
+      if (!n.is_number_integer() || n.get<int64_t>() < 1) throw std::runtime_error("recipe.calibration.images must be a positive integer");
+      r.calibration_images_ = n.get<size_t>();
+    }
   }
   // Validate every spec now, so a bad recipe is refused before any work starts.
   Node probe;

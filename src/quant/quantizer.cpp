@@ -160,7 +160,7 @@ void Quantizer::fake_quant(std::span<const float> in, std::span<float> out, std:
         const float lo = static_cast<float>(f->lowest() - z), hi = static_cast<float>(f->max() - z);
         const float* src = in.data() + run.begin;
         float* dst = out.data() + run.begin;
-        for (size_t k = 0; k < run.length; ++k) {
+        for (size_t k = detail::affine_integer_simd(src, dst, run.length, s, lo, hi); k < run.length; ++k) {
           const float v = src[k] / s;
           const float c = v < lo ? lo : (v > hi ? hi : v);
           const float q = (c + 0x1.8p23f) - 0x1.8p23f;

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -82,6 +84,50 @@ TEST(Quantizer, AsymmetricUint8AsOnnx) {
   std::vector<float> y(x.size());
   q.fake_quant(x, y, {});
   for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(y[i], x[i], p.scale[0] / 2 + 1e-7);
+}
+
+// The asymmetric fast path (SIMD, nearest-even) against ONNX's formula computed element by element:
+// y = (clamp(round_half_even(fl32(x / s)) + z, lowest, max) - z) * s, NaN -> 0. Ties, values beyond
+// the range, infinities and NaN included; 1 and 2 threads, lengths that leave SIMD tails.
+TEST(Quantizer, AsymmetricFakeQuantMatchesTheFormulaBitForBit) {
+  for (const char* spec : {"uint8", "int8", "int4", "uint3"}) {
+    for (float zero : {0.0f, 3.0f, -2.0f}) {
+      const Format f = Format::parse(spec);
+      const double lowest = f.scalar()->lowest(), highest = f.scalar()->max();
+      if (zero < lowest || zero > highest) continue;
+      for (size_t n : {size_t{1}, size_t{17}, size_t{100003}}) {
+        std::vector<float> x = laplace(n, static_cast<uint32_t>(n), 40.0f);
+        const float s = 0.37f;
+        for (size_t i = 0; i < n; i += 7) x[i] = (static_cast<float>(i % 300) - 150.0f + 0.5f) * s;  // ties (as far as fl32 allows)
+        if (n > 20) {
+          x[3] = NAN;
+          x[5] = INFINITY;
+          x[8] = -INFINITY;
+          x[13] = -0.0f;
+        }
+        for (int threads : {1, 2}) {
+          QuantizerConfig c(f);
+          c.symmetric = false;
+          c.threads = threads;
+          Quantizer q(c);
+          q.set_params({{s}, {zero}});
+          std::vector<float> y(n);
+          q.fake_quant(x, y, {});
+          for (size_t i = 0; i < n; ++i) {
+            const float v = x[i] / s;
+            float want = 0.0f;
+            if (!std::isnan(v)) {
+              const double r = std::nearbyint(static_cast<double>(v));  // default rounding: half to even
+              const double code = std::clamp(r + zero, lowest, highest);
+              want = static_cast<float>(code - zero) * s;
+            }
+            ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(want))
+                << spec << " z=" << zero << " n=" << n << " i=" << i << " x=" << x[i];
+          }
+        }
+      }
+    }
+  }
 }
 
 TEST(Quantizer, ObserversClipOutliers) {

@@ -9,7 +9,7 @@
 //   "layers": [ {"op": "Gemm", "weights": {"format": "int4"}},
 //               {"name": "conv1", "activations": "float"},
 //               {"position": "first", "weights": {"format": "int8"}} ],
-//   "calibration": {"images": 256}
+//   "calibration": {"images": 256}    (default: every image of the calibration set)
 // }
 // A quantizer spec lists any of: format ("float" = leave in float32), granularity (tensor, channel,
 // group), group_size, symmetric, observer (minmax, percentile, mse, running), percentile, scale
@@ -46,13 +46,14 @@ class QuantRecipe {
   // `axis` is the channel axis for per-channel weights.
   std::optional<QuantizerConfig> config_for(const Node& n, TensorRole role, bool first, bool last, int axis) const;
 
-  size_t calibration_images() const { return calibration_images_; }
+  // How many calibration images to use; nullopt: the whole calibration set.
+  std::optional<size_t> calibration_images() const { return calibration_images_; }
   const nlohmann::json& to_json() const { return json_; }
 
  private:
   nlohmann::json weights_, activations_;
   std::vector<LayerRule> layers_;
-  size_t calibration_images_ = 256;
+  std::optional<size_t> calibration_images_;
   nlohmann::json json_;
 };
 

@@ -219,7 +219,7 @@ class FakeQuantKernel : public Kernel {
   void run(std::span<const Tensor* const> in, std::span<Tensor> out) override {
     const Tensor& x = input(in, 0, "x");
     require_dtype(x, DType::F32, "x");
-    Tensor y(DType::F32, x.shape());
+    Tensor y = Tensor::uninitialized(DType::F32, x.shape());
     quantizer_.fake_quant(x.span<float>(), y.span<float>(), x.shape());
     out[0] = std::move(y);
   }
