@@ -60,6 +60,8 @@ void copy_field(const Field& field, Tensor& out, const std::string& name) {
 ValueInfo value_info_from_proto(const onnx::ValueInfoProto& v) {
   ValueInfo info;
   info.name = v.name();
+  if (v.has_type() && !v.type().has_tensor_type())
+    throw std::runtime_error(fmt::format("value '{}' is not a tensor (sequence, map or optional), not supported", v.name()));
   if (v.type().has_tensor_type()) {
     const auto& tt = v.type().tensor_type();
     std::optional<DType> t = dtype_from_onnx(tt.elem_type());

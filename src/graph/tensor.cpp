@@ -42,9 +42,12 @@ std::string_view to_string(DType t) {
 
 int64_t shape_size(std::span<const int64_t> shape) {
   int64_t n = 1;
-  for (int64_t d : shape) {
+  for (int64_t d : shape)
     if (d < 0) throw std::invalid_argument(fmt::format("negative dimension in shape {}", shape_string(shape)));
-    n *= d;
+  for (int64_t d : shape) {
+    if (d == 0) return 0;
+    if (__builtin_mul_overflow(n, d, &n))
+      throw std::invalid_argument(fmt::format("shape {} has more elements than fit in 64 bits", shape_string(shape)));
   }
   return n;
 }
