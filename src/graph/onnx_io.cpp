@@ -134,6 +134,17 @@ Tensor tensor_from_proto(const onnx::TensorProto& t) {
     std::memcpy(out.raw(), t.raw_data().data(), need);
     return out;
   }
+  // The typed field must hold exactly the shape's count before anything is allocated.
+  int64_t held = 0;
+  switch (*dtype) {
+    case DType::F32: held = t.float_data_size(); break;
+    case DType::F64: held = t.double_data_size(); break;
+    case DType::I64: held = t.int64_data_size(); break;
+    default: held = t.int32_data_size(); break;
+  }
+  if (static_cast<long double>(held) != count)
+    throw std::runtime_error(fmt::format("tensor '{}' holds {} values, its shape {} needs {}", name, held, shape_string(shape),
+                                         static_cast<int64_t>(count)));
   Tensor out(*dtype, shape);
   switch (*dtype) {
     case DType::F32: copy_field<float>(t.float_data(), out, name); break;
@@ -172,6 +183,8 @@ Graph graph_from_proto(const onnx::ModelProto& model) {
   for (const auto& v : gp.input())
     if (!g.initializers.count(v.name())) g.inputs.push_back(value_info_from_proto(v));
   for (const auto& v : gp.output()) g.outputs.push_back(value_info_from_proto(v));
+  for (const auto& v : gp.value_info())  // annotations only: keep the tensor-typed ones
+    if (v.type().has_tensor_type() && dtype_from_onnx(v.type().tensor_type().elem_type())) g.value_info.push_back(value_info_from_proto(v));
   if (gp.sparse_initializer_size() > 0) throw std::runtime_error("sparse initializers are not supported");
   for (const auto& np : gp.node()) {
     Node n;
@@ -239,6 +252,7 @@ void graph_to_proto(const Graph& g, onnx::ModelProto& model) {
   gp->set_name(g.name);
   for (const ValueInfo& v : g.inputs) value_info_to_proto(v, *gp->add_input());
   for (const ValueInfo& v : g.outputs) value_info_to_proto(v, *gp->add_output());
+  for (const ValueInfo& v : g.value_info) value_info_to_proto(v, *gp->add_value_info());
   for (const auto& [name, t] : g.initializers) tensor_to_proto(t, name, *gp->add_initializer());
   for (const Node& n : g.nodes) {
     onnx::NodeProto* np = gp->add_node();

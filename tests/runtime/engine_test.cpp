@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "lowbit/eval/classify.hpp"
@@ -12,6 +13,7 @@
 #include "lowbit/graph/onnx_io.hpp"
 #include "lowbit/graph/passes.hpp"
 #include "lowbit/runtime/session.hpp"
+#include "lowbit/runtime/shape_inference.hpp"
 
 #ifndef LOWBIT_SHARED_DATA
 #define LOWBIT_SHARED_DATA "../shared/data"
@@ -84,6 +86,30 @@ TEST(Engine, BatchSizeDoesNotChangeResults) {
     Tensor y = s.run(one)[0];
     for (int64_t c = 0; c < 10; ++c) EXPECT_NEAR(y.data<float>()[c], all.data<float>()[i * 10 + c], 1e-4f);
   }
+}
+
+TEST(Engine, ShapeInferenceWithDynamicBatch) {
+  Graph g = load_onnx(kMobilenet);
+  infer_shapes(g);
+  ASSERT_EQ(g.outputs.size(), 1u);
+  EXPECT_EQ(g.outputs[0].dims, (std::vector<int64_t>{-1, 1000}));
+  EXPECT_EQ(g.outputs[0].dim_params[0], "N");
+  std::map<std::string, const ValueInfo*> by_name;
+  for (const ValueInfo& v : g.value_info) by_name[v.name] = &v;
+  size_t values = 0;
+  for (const Node& n : g.nodes) values += n.outputs.size();
+  EXPECT_EQ(g.value_info.size() + g.outputs.size(), values);
+  // The first convolution: 24 channels (0.75 x 32), stride 2 on 224 -> 112.
+  const Node& conv = g.nodes[0].op_type == "Conv" ? g.nodes[0] : *g.consumers_of(g.inputs[0].name)[0];
+  ASSERT_EQ(conv.op_type, "Conv");
+  ASSERT_TRUE(by_name.count(conv.outputs[0]));
+  EXPECT_EQ(by_name[conv.outputs[0]]->dims, (std::vector<int64_t>{-1, 24, 112, 112}));
+  // Written into the exported model and read back.
+  fs::path out = fs::temp_directory_path() / "lowbit_shapes.onnx";
+  save_onnx(g, out.string());
+  Graph back = load_onnx(out.string());
+  EXPECT_EQ(back.value_info.size(), g.value_info.size());
+  fs::remove(out);
 }
 
 TEST(Engine, OnnxExportRoundTripsExactly) {

@@ -53,6 +53,7 @@ struct Graph {
   std::map<std::string, Tensor> initializers;
   std::vector<ValueInfo> inputs;   // graph inputs that are not initializers
   std::vector<ValueInfo> outputs;
+  std::vector<ValueInfo> value_info;  // types and shapes of intermediate values (infer_shapes fills it)
   int64_t opset = 13;
   int64_t ir_version = 8;
   std::string producer;
