@@ -2,10 +2,12 @@
 // recipes are validated, and bad input gets a clear error.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <set>
 
 #include "lowbit/eval/classify.hpp"
@@ -194,6 +196,56 @@ TEST(Engine, LayerRulesPickFormats) {
   EXPECT_EQ(r.config_for(conv, TensorRole::Weight, false, false, 0)->granularity, Granularity::Channel);
   EXPECT_FALSE(r.config_for(gemm, TensorRole::Activation, false, true, 1).has_value());
   EXPECT_FALSE(r.config_for(conv, TensorRole::Activation, false, false, 1)->symmetric);  // integers: zero point
+}
+
+// QLinearConv with several output channels, per-channel weight scales and zero points, against the
+// ONNX formula evaluated directly: y = sat(round((sum (x - xz)(w - wz) + b) * xs * ws[m] / ys) + yz).
+TEST(Engine, QLinearConvPerChannelMatchesTheFormula) {
+  const int64_t C = 3, M = 4, H = 6, W = 5, K = 3;
+  Graph g;
+  g.opset = 13;
+  g.inputs.push_back(ValueInfo{"x", DType::U8, {1, C, H, W}, {"", "", "", ""}, true});
+  g.outputs.push_back(ValueInfo{"y", DType::U8, {}, {}, false});
+  std::mt19937 rng(7);
+  std::vector<int8_t> wv(static_cast<size_t>(M * C * K * K));
+  for (auto& v : wv) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+  std::vector<int32_t> bias{100, -2000, 0, 555};
+  std::vector<float> w_scale{0.01f, 0.02f, 0.005f, 0.03f};
+  g.initializers["w"] = Tensor::from<int8_t>({M, C, K, K}, wv);
+  g.initializers["x_scale"] = Tensor::scalar(0.05f);
+  g.initializers["x_zp"] = Tensor::scalar(uint8_t{128});
+  g.initializers["w_scale"] = Tensor::from<float>({M}, w_scale);
+  g.initializers["w_zp"] = Tensor::from<int8_t>({M}, std::vector<int8_t>(M, 0));
+  g.initializers["y_scale"] = Tensor::scalar(0.7f);
+  g.initializers["y_zp"] = Tensor::scalar(uint8_t{20});
+  g.initializers["b"] = Tensor::from<int32_t>({M}, bias);
+  Node n;
+  n.name = "qconv";
+  n.op_type = "QLinearConv";
+  n.inputs = {"x", "x_scale", "x_zp", "w", "w_scale", "w_zp", "y_scale", "y_zp", "b"};
+  n.outputs = {"y"};
+  n.attrs["pads"] = Attribute{std::vector<int64_t>{1, 1, 1, 1}};
+  g.nodes.push_back(n);
+  std::vector<uint8_t> xv(static_cast<size_t>(C * H * W));
+  for (auto& v : xv) v = static_cast<uint8_t>(rng() % 256);
+  Session s(g);
+  Tensor y = s.run(Tensor::from<uint8_t>({1, C, H, W}, xv))[0];
+  ASSERT_EQ(y.shape(), (Shape{1, M, H, W}));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t i = 0; i < H; ++i)
+      for (int64_t j = 0; j < W; ++j) {
+        int64_t acc = bias[static_cast<size_t>(m)];
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t a = 0; a < K; ++a)
+            for (int64_t b = 0; b < K; ++b) {
+              int64_t yy = i + a - 1, xx = j + b - 1;
+              if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+              acc += (xv[static_cast<size_t>((c * H + yy) * W + xx)] - 128) * wv[static_cast<size_t>(((m * C + c) * K + a) * K + b)];
+            }
+        float multiplier = 0.05f * w_scale[static_cast<size_t>(m)] / 0.7f;
+        float want = std::clamp(std::nearbyint(static_cast<float>(acc) * multiplier) + 20.0f, 0.0f, 255.0f);
+        EXPECT_EQ(y.data<uint8_t>()[(m * H + i) * W + j], static_cast<uint8_t>(want)) << m << " " << i << " " << j;
+      }
 }
 
 template <class F>

@@ -143,6 +143,7 @@ class QLinearKernel : public Kernel {
     }
     std::vector<Tensor> acc(1);
     float_kernel_->run(fin, acc);
+    if (acc[0].channels_last()) acc[0] = to_plain(acc[0]);  // the float Conv answers channels-last
     // y = saturate(round(acc * x_scale * w_scale / y_scale) + y_zero_point)
     const Tensor& xs = input(in, 1, "x_scale");
     const Tensor& ws = input(in, 4, "w_scale");
