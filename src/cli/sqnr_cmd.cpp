@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "lowbit/io/onnx_weights.hpp"
+#include "lowbit/graph/onnx_io.hpp"
 #include "lowbit/quant/quantizer.hpp"
 #include "src/cli/commands.hpp"
 
@@ -29,9 +29,14 @@ void run(const SqnrOptions& o) {
   if (!observer) throw std::invalid_argument(fmt::format("unknown observer '{}' (minmax, percentile, mse, running)", o.observer));
   std::vector<Format> parsed;
   for (const auto& s : formats) parsed.push_back(Format::parse(s));  // refuse bad specs before any work
-  std::vector<NamedTensor> weights;
-  for (auto& t : load_onnx_initializers(o.model))
-    if (t.shape.size() >= 2) weights.push_back(std::move(t));  // Conv / Gemm / MatMul weights
+  struct Weight {
+    std::vector<int64_t> shape;
+    std::span<const float> values;
+  };
+  const Graph g = load_onnx(o.model);
+  std::vector<Weight> weights;
+  for (const auto& [name, t] : g.initializers)
+    if (t.dtype() == DType::F32 && t.rank() >= 2) weights.push_back({t.shape(), t.span<float>()});  // Conv / Gemm / MatMul weights
   if (weights.empty()) throw std::runtime_error(fmt::format("{}: no float weight tensors of rank 2 or more", o.model));
   size_t params = 0;
   for (auto& w : weights) params += w.values.size();

@@ -1,5 +1,6 @@
 #include "lowbit/ptq/quantize_graph.hpp"
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
@@ -8,6 +9,10 @@
 #include <fmt/format.h>
 
 #include "lowbit/graph/passes.hpp"
+#include "lowbit/ptq/adaround.hpp"
+#include "lowbit/ptq/bias_correction.hpp"
+#include "lowbit/ptq/equalize.hpp"
+#include "lowbit/ptq/gptq.hpp"
 #include "lowbit/runtime/session.hpp"
 
 namespace lowbit {
@@ -38,6 +43,78 @@ std::string config_key(const QuantizerConfig& c) {
                      to_string(c.observer), c.percentile, to_string(c.scale_storage));
 }
 
+// What GPTQ and AdaRound need of a layer's float inputs on the calibration data.
+struct LayerInputs {
+  std::unique_ptr<HessianAccumulator> hessian;  // GPTQ
+  std::vector<float> rows;                      // AdaRound: sampled input rows (im2col for Conv)
+  int64_t cols = 0;
+};
+
+// Rows per layer kept for AdaRound.
+constexpr int64_t kAdaRoundRows = 4096;
+
+std::map<size_t, LayerInputs> collect_layer_inputs(const Graph& g, const std::vector<size_t>& layers, const std::vector<Tensor>& batches,
+                                                   bool keep_rows, int threads) {
+  std::map<size_t, LayerInputs> out;
+  std::map<std::string, std::vector<size_t>> readers;  // input value -> layers reading it
+  for (size_t k : layers) {
+    const Node& n = g.nodes[k];
+    const Tensor* w = n.has_input(1) ? g.initializer(n.inputs[1]) : nullptr;
+    if (!w || w->dtype() != DType::F32 || n.i("group", 1) != 1 || !n.has_input(0) || g.initializer(n.inputs[0])) continue;
+    if (n.op_type == "MatMul" && w->rank() != 2) continue;
+    LayerInputs& in = out[k];
+    in.cols = n.op_type == "Conv" ? w->size() / w->dim(0) : (n.op_type == "Gemm" && n.i("transB", 0) ? w->dim(1) : w->dim(0));
+    if (!keep_rows) in.hessian = std::make_unique<HessianAccumulator>(in.cols, threads);
+    readers[n.inputs[0]].push_back(k);
+  }
+  Session s(g, SessionOptions{threads, true});
+  std::set<std::string> names;
+  for (const auto& [v, ks] : readers) names.insert(v);
+  int64_t per_batch = std::max<int64_t>(1, kAdaRoundRows / static_cast<int64_t>(batches.size()));
+  uint32_t seed = 0;
+  s.set_value_hook(names, [&](const std::string& name, const Tensor& x) {
+    for (size_t k : readers[name]) {
+      const Node& n = g.nodes[k];
+      const Shape& w_shape = g.initializer(n.inputs[1])->shape();
+      LayerInputs& in = out[k];
+      if (in.hessian) {
+        add_layer_input(*in.hessian, n, x, w_shape);
+      } else if (n.op_type == "Conv") {
+        std::vector<float> rows = conv_im2col(n, x, w_shape, per_batch, seed++);
+        in.rows.insert(in.rows.end(), rows.begin(), rows.end());
+      } else {
+        // Gemm / MatMul: the input rows as they are (transA not supported here).
+        if (n.i("transA", 0)) continue;
+        int64_t n_rows = x.size() / in.cols;
+        int64_t take = std::min(n_rows, per_batch);
+        for (int64_t r = 0; r < take; ++r) {
+          const float* row = x.data<float>() + (r * n_rows / take) * in.cols;
+          in.rows.insert(in.rows.end(), row, row + in.cols);
+        }
+      }
+    }
+  });
+  for (const Tensor& b : batches) s.run(b);
+  return out;
+}
+
+// AdaRound on a layer's weight in the graph's layout: Conv [OC, ...] and Gemm transB = 1 as they
+// are, Gemm transB = 0 / MatMul [K, N] through their transpose.
+void adaround_layer(const Node& n, const Tensor& w, const LayerInputs& in, QuantizerConfig c, const AdaRoundOptions& o, Tensor& wq) {
+  int64_t cols = in.cols, rows = w.size() / cols, samples = static_cast<int64_t>(in.rows.size()) / cols;
+  bool transposed = n.op_type == "MatMul" || (n.op_type == "Gemm" && !n.i("transB", 0));
+  std::vector<float> wt(w.data<float>(), w.data<float>() + w.size());
+  if (transposed) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t k = 0; k < cols; ++k) wt[static_cast<size_t>(r * cols + k)] = w.data<float>()[k * rows + r];
+    c.axis = c.granularity == Granularity::Group ? 1 : 0;
+  }
+  std::vector<float> q = adaround_quantize(wt, rows, cols, in.rows, samples, c, o);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < cols; ++k)
+      wq.data<float>()[transposed ? k * rows + r : r * cols + k] = q[static_cast<size_t>(r * cols + k)];
+}
+
 }  // namespace
 
 std::vector<const Node*> quantizable_layers(const Graph& g) {
@@ -51,6 +128,24 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
   g.sort_topologically();
   fold_batch_norm(g);
   QuantizeGraphResult result;
+  // Calibration batches, decoded once and kept for every pass that reads them.
+  std::vector<Tensor> batches;
+  auto calibration_batches = [&]() -> const std::vector<Tensor>& {
+    if (batches.empty()) {
+      if (!calibration) throw std::runtime_error("the recipe needs calibration data and none was given");
+      calibration([&](Tensor x) { batches.push_back(std::move(x)); });
+      if (batches.empty()) throw std::runtime_error("the calibration data is empty");
+    }
+    return batches;
+  };
+  if (const PassSpec* p = recipe.pass("cross_layer_equalization")) {
+    EqualizeOptions o;
+    o.max_iterations = static_cast<int>(p->number("max_iterations", o.max_iterations));
+    o.tolerance = p->number("tolerance", o.tolerance);
+    o.relu6_to_relu = p->flag("relu6_to_relu", o.relu6_to_relu);
+    result.equalization = equalize_cross_layer(g, o);
+  }
+  const Graph reference = g;  // float, BN folded (and equalized): what the later passes aim at
   std::vector<size_t> layers;
   for (size_t k = 0; k < g.nodes.size(); ++k)
     if (is_layer(g.nodes[k])) layers.push_back(k);
@@ -62,10 +157,14 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
     std::vector<std::pair<size_t, size_t>> readers;  // (node index, input index)
   };
   std::map<std::string, ActQuant> acts;
+  const PassSpec* gptq = recipe.pass("gptq");
+  const PassSpec* adaround = recipe.pass("adaround");
+  std::map<size_t, LayerInputs> inputs;
+  if (gptq || adaround) inputs = collect_layer_inputs(reference, layers, calibration_batches(), adaround != nullptr, threads);
   for (size_t li = 0; li < layers.size(); ++li) {
     Node& n = g.nodes[layers[li]];
     bool first = li == 0, last = li + 1 == layers.size();
-    LayerQuantReport rep{n.name, n.op_type, "float", "float", 0};
+    LayerQuantReport rep{.node = n.name, .op = n.op_type, .output = n.outputs.at(0), .weight_format = "float", .activation_format = "float"};
     // Weights.
     Tensor* w = n.has_input(1) ? (g.initializers.count(n.inputs[1]) ? &g.initializers[n.inputs[1]] : nullptr) : nullptr;
     if (w && w->dtype() == DType::F32) {
@@ -73,10 +172,32 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
       if (auto c = recipe.config_for(n, TensorRole::Weight, first, last, ch_axis)) {
         if (c->granularity == Granularity::Group) c->axis = red_axis;
         c->threads = threads;
-        Quantizer q(*c);
-        q.observe(w->span<float>(), w->shape());
-        Tensor wq(DType::F32, w->shape());
-        q.fake_quant(w->span<float>(), wq.span<float>(), w->shape());
+        Tensor wq = Tensor::uninitialized(DType::F32, w->shape());
+        rep.rounding = "nearest";
+        auto in = inputs.find(layers[li]);
+        bool learned = in != inputs.end() && c->format.scalar() && n.i("group", 1) == 1;
+        if (learned && gptq) {
+          GptqOptions o;
+          o.damp = gptq->number("damp", o.damp);
+          o.block_size = static_cast<int>(gptq->number("block_size", o.block_size));
+          o.act_order = gptq->flag("act_order", o.act_order);
+          GptqResult r = gptq_quantize_layer(n, *w, in->second.hessian->hessian(), *c, o);
+          std::copy(r.weights.begin(), r.weights.end(), wq.data<float>());
+          rep.rounding = "gptq";
+        } else if (learned && adaround) {
+          AdaRoundOptions o;
+          o.iterations = static_cast<int>(adaround->number("iterations", o.iterations));
+          o.batch_rows = static_cast<int>(adaround->number("batch_rows", o.batch_rows));
+          o.learning_rate = static_cast<float>(adaround->number("learning_rate", o.learning_rate));
+          o.reg_weight = static_cast<float>(adaround->number("reg_weight", o.reg_weight));
+          o.threads = threads;
+          adaround_layer(n, *w, in->second, *c, o, wq);
+          rep.rounding = "adaround";
+        } else {
+          Quantizer q(*c);
+          q.observe(w->span<float>(), w->shape());
+          q.fake_quant(w->span<float>(), wq.span<float>(), w->shape());
+        }
         rep.weight_format = c->format.to_string();
         rep.weight_sqnr_db = sqnr_db(w->span<float>(), wq.span<float>());
         std::string name = unique_value(g, n.inputs[1] + "_quantized");
@@ -108,7 +229,7 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
   bool needs_stats = false;
   for (auto& [key, a] : acts) needs_stats = needs_stats || a.q->config().format.scalar();
   if (needs_stats) {
-    if (!calibration) throw std::runtime_error("the recipe quantizes activations but no calibration data was given");
+    const std::vector<Tensor>& data = calibration_batches();
     Session s(g, SessionOptions{threads, true});
     std::map<std::string, std::vector<Quantizer*>> by_value;
     for (auto& [key, a] : acts) by_value[a.value].push_back(a.q.get());
@@ -118,12 +239,7 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
       if (t.dtype() != DType::F32) return;
       for (Quantizer* q : by_value[name]) q->observe(t.span<float>(), t.shape());
     });
-    size_t batches = 0;
-    calibration([&](Tensor x) {
-      s.run(std::move(x));
-      ++batches;
-    });
-    if (batches == 0) throw std::runtime_error("the calibration data is empty");
+    for (const Tensor& x : data) s.run(x);
   }
 
   // Insert one FakeQuant per activation quantizer, rewiring its readers.
@@ -148,6 +264,14 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
     g.nodes.push_back(std::move(fq));
   }
   g.sort_topologically();
+  if (recipe.pass("bias_correction")) {
+    std::vector<std::string> outputs;
+    for (const LayerQuantReport& rep : result.layers) {
+      if (rep.weight_format == "float" && rep.activation_format == "float") continue;
+      if (rep.op == "Conv" || rep.op == "Gemm") outputs.push_back(rep.output);
+    }
+    result.bias_correction = correct_bias(g, reference, outputs, calibration_batches(), threads);
+  }
   result.graph = std::move(g);
   return result;
 }

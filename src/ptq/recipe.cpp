@@ -1,5 +1,6 @@
 #include "lowbit/ptq/recipe.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <stdexcept>
 
@@ -98,7 +99,7 @@ std::optional<QuantizerConfig> build_config(const json& spec, TensorRole role, i
 }  // namespace
 
 QuantRecipe QuantRecipe::from_json(const nlohmann::json& j) {
-  check_keys(j, {"weights", "activations", "layers", "calibration", "description"}, "recipe");
+  check_keys(j, {"weights", "activations", "layers", "calibration", "passes", "description"}, "recipe");
   QuantRecipe r;
   r.json_ = j;
   r.weights_ = normalize_spec(j.value("weights", json("float")), "recipe.weights");
@@ -128,6 +129,39 @@ QuantRecipe QuantRecipe::from_json(const nlohmann::json& j) {
       r.calibration_images_ = n.get<size_t>();
     }
   }
+  if (j.contains("passes")) {
+    if (!j["passes"].is_array()) throw std::runtime_error("recipe.passes must be a list");
+    int rounding_passes = 0;
+    for (size_t k = 0; k < j["passes"].size(); ++k) {
+      const json& p = j["passes"][k];
+      std::string where = fmt::format("recipe.passes[{}]", k);
+      if (!p.is_object() || !p.contains("name") || !p["name"].is_string())
+        throw std::runtime_error(fmt::format("{} must be an object with a \"name\"", where));
+      PassSpec spec;
+      spec.name = p["name"].get<std::string>();
+      auto known = pass_parameters().find(spec.name);
+      if (known == pass_parameters().end()) {
+        std::vector<std::string> names;
+        for (const auto& [n, params] : pass_parameters()) names.push_back(n);
+        throw std::runtime_error(fmt::format("{}: unknown pass '{}' (known: {})", where, spec.name, fmt::join(names, ", ")));
+      }
+      spec.params = json::object();
+      for (const auto& [key, value] : p.items()) {
+        if (key == "name") continue;
+        if (std::find(known->second.begin(), known->second.end(), key) == known->second.end())
+          throw std::runtime_error(fmt::format("{}: pass '{}' has no parameter '{}' (it takes: {})", where, spec.name, key,
+                                               known->second.empty() ? "none" : fmt::format("{}", fmt::join(known->second, ", "))));
+        if (!value.is_number() && !value.is_boolean())
+          throw std::runtime_error(fmt::format("{}: parameter '{}' must be a number or true / false", where, key));
+        spec.params[key] = value;
+      }
+      if (spec.name == "gptq" || spec.name == "adaround") ++rounding_passes;
+      for (const PassSpec& earlier : r.passes_)
+        if (earlier.name == spec.name) throw std::runtime_error(fmt::format("{}: pass '{}' is named twice", where, spec.name));
+      r.passes_.push_back(std::move(spec));
+    }
+    if (rounding_passes > 1) throw std::runtime_error("recipe.passes: gptq and adaround both round the weights; name one");
+  }
   // Validate every spec now, so a bad recipe is refused before any work starts.
   Node probe;
   probe.op_type = "Conv";
@@ -144,6 +178,22 @@ QuantRecipe QuantRecipe::from_json(const nlohmann::json& j) {
     build_config(a, TensorRole::Activation, 1, "recipe.layers (activations)");
   }
   return r;
+}
+
+const std::map<std::string, std::vector<std::string>>& QuantRecipe::pass_parameters() {
+  static const std::map<std::string, std::vector<std::string>> known = {
+      {"cross_layer_equalization", {"max_iterations", "tolerance", "relu6_to_relu"}},
+      {"bias_correction", {}},
+      {"gptq", {"damp", "block_size", "act_order"}},
+      {"adaround", {"iterations", "batch_rows", "learning_rate", "reg_weight"}},
+  };
+  return known;
+}
+
+const PassSpec* QuantRecipe::pass(const std::string& name) const {
+  for (const PassSpec& p : passes_)
+    if (p.name == name) return &p;
+  return nullptr;
 }
 
 QuantRecipe QuantRecipe::from_file(const std::string& path) {

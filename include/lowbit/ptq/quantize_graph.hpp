@@ -3,10 +3,13 @@
 // Gemm and MatMul in place, calibrates the activation quantizers on calibration data (running the
 // float graph) and inserts lowbit.FakeQuant nodes on the inputs of those layers.
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "lowbit/graph/graph.hpp"
+#include "lowbit/ptq/bias_correction.hpp"
+#include "lowbit/ptq/equalize.hpp"
 #include "lowbit/ptq/recipe.hpp"
 
 namespace lowbit {
@@ -15,14 +18,17 @@ namespace lowbit {
 using CalibrationFeed = std::function<void(const std::function<void(Tensor)>& consume)>;
 
 struct LayerQuantReport {
-  std::string node, op;
+  std::string node, op, output;  // the layer's name, operator and output value
   std::string weight_format, activation_format;  // "float" when left alone
+  std::string rounding = "float";                 // of the weights: nearest, gptq, adaround
   double weight_sqnr_db = 0;                      // of the quantized weights
 };
 
 struct QuantizeGraphResult {
   Graph graph;
   std::vector<LayerQuantReport> layers;
+  std::optional<EqualizeReport> equalization;
+  std::optional<BiasCorrectionReport> bias_correction;
 };
 
 // The layers a recipe applies to, in graph order: Conv, Gemm and MatMul nodes.

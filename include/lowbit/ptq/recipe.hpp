@@ -10,12 +10,17 @@
 //               {"name": "conv1", "activations": "float"},
 //               {"position": "first", "weights": {"format": "int8"}} ],
 //   "calibration": {"images": 256}    (default: every image of the calibration set)
+//   "passes": [ {"name": "cross_layer_equalization"}, {"name": "bias_correction"} ]
 // }
+// Passes run in this order whatever order the list gives: graph rewrites (cross_layer_equalization),
+// then the weight rounding (round-to-nearest, or gptq / adaround: at most one), then
+// bias_correction.
 // A quantizer spec lists any of: format ("float" = leave in float32), granularity (tensor, channel,
 // group), group_size, symmetric, observer (minmax, percentile, mse, running), percentile, scale
 // (fp32, pow2, e8m0, e4m3), rounding. A layer rule's spec overrides only the keys it names; later
 // rules win. Defaults: weights per channel, symmetric, min-max; activations per tensor, min-max,
 // asymmetric for integer formats and symmetric otherwise.
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +33,15 @@
 namespace lowbit {
 
 enum class TensorRole { Weight, Activation };
+
+// A post-training technique named in the recipe's "passes" list, with its parameters (only the
+// keys its kind accepts; see QuantRecipe::pass_parameters).
+struct PassSpec {
+  std::string name;
+  nlohmann::json params;  // an object
+  double number(const char* key, double def) const { return params.contains(key) ? params[key].get<double>() : def; }
+  bool flag(const char* key, bool def) const { return params.contains(key) ? params[key].get<bool>() : def; }
+};
 
 struct LayerRule {
   std::string op, name, position;  // empty = any
@@ -50,10 +64,16 @@ class QuantRecipe {
   std::optional<size_t> calibration_images() const { return calibration_images_; }
   const nlohmann::json& to_json() const { return json_; }
 
+  const std::vector<PassSpec>& passes() const { return passes_; }
+  const PassSpec* pass(const std::string& name) const;
+  // The passes lowbit knows and the parameters each accepts.
+  static const std::map<std::string, std::vector<std::string>>& pass_parameters();
+
  private:
   nlohmann::json weights_, activations_;
   std::vector<LayerRule> layers_;
   std::optional<size_t> calibration_images_;
+  std::vector<PassSpec> passes_;
   nlohmann::json json_;
 };
 
