@@ -142,7 +142,7 @@ HWY_AFTER_NAMESPACE();
 
 #include <omp.h>
 
-#include <limits>
+#include <exception>
 #include <random>
 #include <stdexcept>
 
@@ -185,6 +185,8 @@ dnnl::engine& cpu_engine() {
 }
 
 // C[M, N] = alpha A[M, K] B[K, N] in float32; A and B with any strides (transposes), C row-major.
+// One object may run on several threads at once: each brings its own scratchpad (with oneDNN's
+// default, every execution of a primitive shares the one scratchpad it was made with).
 class Matmul {
  public:
   Matmul() = default;
@@ -195,18 +197,23 @@ class Matmul {
     c_ = dnnl::memory::desc({m, n}, dt::f32, dnnl::memory::dims{n, 1});
     dnnl::primitive_attr attr;
     if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
-    p_ = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_, b_, c_), attr, cpu_engine()));
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_, b_, c_), attr, cpu_engine());
+    scratch_ = pd.scratchpad_desc();
+    p_ = dnnl::matmul(pd);
   }
   void operator()(const float* a, const float* b, float* c) const {
+    thread_local std::vector<std::byte> scratchpad;
+    if (scratchpad.size() < scratch_.get_size()) scratchpad.resize(scratch_.get_size());
     dnnl::stream s(cpu_engine());
     dnnl::memory ma(a_, cpu_engine(), const_cast<float*>(a)), mb(b_, cpu_engine(), const_cast<float*>(b)),
-        mc(c_, cpu_engine(), c);
-    p_.execute(s, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
+        mc(c_, cpu_engine(), c), ms(scratch_, cpu_engine(), scratchpad.data());
+    p_.execute(s, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}});
     s.wait();
   }
 
  private:
-  dnnl::memory::desc a_, b_, c_;
+  dnnl::memory::desc a_, b_, c_, scratch_;
   dnnl::matmul p_;
 };
 
@@ -322,12 +329,11 @@ void validate(const AdaRoundOptions& o) {
 
 }  // namespace
 
-RoundingGrid rounding_grid(std::span<const float> w, int64_t rows, int64_t cols, const QuantizerConfig& cfg) {
+RoundingGrid rounding_grid(std::span<const float> w, std::span<const int64_t> shape, const QuantizerConfig& cfg) {
   validate(cfg);
-  if (rows < 1 || cols < 1 || static_cast<int64_t>(w.size()) != rows * cols)
-    throw std::invalid_argument(fmt::format("rounding_grid: {} values do not make a [{}, {}] weight", w.size(), rows, cols));
+  if (shape.empty() || shape_size(shape) != static_cast<int64_t>(w.size()) || w.empty())
+    throw std::invalid_argument(fmt::format("adaround: {} weights do not make a weight of shape {}", w.size(), shape_string(shape)));
   check_finite(w, "weight");
-  const std::vector<int64_t> shape{rows, cols};
   Quantizer q(cfg);
   q.observe(w, shape);
   const QuantParams params = q.compute_params();
@@ -361,7 +367,7 @@ float initial_v(float frac) {
 
 std::vector<float> gradient(std::span<const float> w, std::span<const float> lo, std::span<const float> hi,
                             std::span<const float> v, int64_t rows, int64_t cols, std::span<const float> xb, int64_t b,
-                            float beta, float reg_weight, int threads) {
+                            float beta, float reg_weight, bool gram, int threads) {
   check_sizes(w, rows, cols, xb, b);
   if (lo.size() != w.size() || hi.size() != w.size() || v.size() != w.size())
     throw std::invalid_argument("adaround gradient: lo, hi and v must have one value per weight");
@@ -372,7 +378,8 @@ std::vector<float> gradient(std::span<const float> w, std::span<const float> lo,
     base[i] = lo[i] - w[i];
   }
   HWY_DYNAMIC_DISPATCH(adaround_simd::Delta)(v.data(), base.data(), diff.data(), delta.data(), w.size());
-  const ReconstructionGradient rg(rows, cols, b);
+  const ReconstructionGradient rg =
+      gram ? ReconstructionGradient::gram(rows, cols, xb, b, threads) : ReconstructionGradient(rows, cols, b);
   const StepParams p{reg_weight, beta, 0, 1};
   for_chunks(rg.chunks(), threads, [&](int64_t c) {
     std::vector<float> scratch(rg.scratch_size());
@@ -387,11 +394,19 @@ std::vector<float> gradient(std::span<const float> w, std::span<const float> lo,
 
 std::vector<float> adaround_quantize(std::span<const float> w, int64_t rows, int64_t cols, std::span<const float> x,
                                      int64_t n, const QuantizerConfig& cfg, const AdaRoundOptions& opt) {
+  const int64_t shape[] = {rows, cols};
+  return adaround_quantize(w, shape, x, n, cfg, opt);
+}
+
+std::vector<float> adaround_quantize(std::span<const float> w, std::span<const int64_t> shape, std::span<const float> x,
+                                     int64_t n, const QuantizerConfig& cfg, const AdaRoundOptions& opt) {
+  if (shape.empty()) throw std::invalid_argument("adaround: the weight shape is empty");
+  const int64_t rows = shape[0], cols = rows > 0 ? shape_size(shape) / rows : 0;
   check_sizes(w, rows, cols, x, n);
   validate(cfg);
   validate(opt);
   check_finite(x, "calibration input");
-  const RoundingGrid grid = rounding_grid(w, rows, cols, cfg);
+  const RoundingGrid grid = rounding_grid(w, shape, cfg);
   const size_t m = w.size();
   std::vector<float> diff(m), base(m), v(m), m1(m, 0.0f), m2(m, 0.0f), delta(m), gw(m);
   for (size_t i = 0; i < m; ++i) {
@@ -402,13 +417,16 @@ std::vector<float> adaround_quantize(std::span<const float> w, int64_t rows, int
   }
 
   SingleThreadedDnnl single;
-  const int threads = std::max(1, opt.threads);
   const bool full = opt.batch_rows == 0 || opt.batch_rows >= n;
   const int64_t b = full ? n : opt.batch_rows;
   // With every row in every step, products with the Gram matrix x^T x (cols x cols per weight row)
   // cost less than with the rows themselves (2 n per weight row) when cols < 2 n.
+  const bool gram = full && cols < 2 * n;
+  // A step with less work than this is faster on one thread than across a barrier.
+  const int64_t step_macs = rows * cols * (gram ? cols : 2 * b);
+  const int threads = step_macs >= (int64_t{1} << 22) ? std::max(1, opt.threads) : 1;
   const ReconstructionGradient rg =
-      full && cols < 2 * n ? ReconstructionGradient::gram(rows, cols, x, n, threads) : ReconstructionGradient(rows, cols, b);
+      gram ? ReconstructionGradient::gram(rows, cols, x, n, threads) : ReconstructionGradient(rows, cols, b);
   std::vector<float> xb(full ? 0 : static_cast<size_t>(b * cols));
   std::vector<int64_t> order(full ? 0 : static_cast<size_t>(n));
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);

@@ -44,6 +44,32 @@ std::map<std::string, ChannelMean> measure(const Graph& g, const std::set<std::s
   return means;
 }
 
+// The part of g that computes `value`: its ancestor nodes, with `value` as the only output.
+Graph ancestors_of(const Graph& g, const std::string& value) {
+  std::set<std::string> needed{value};
+  std::vector<bool> keep(g.nodes.size(), false);
+  for (size_t k = g.nodes.size(); k-- > 0;) {  // g is in topological order
+    const Node& n = g.nodes[k];
+    bool wanted = false;
+    for (const std::string& o : n.outputs) wanted = wanted || needed.count(o);
+    if (!wanted) continue;
+    keep[k] = true;
+    needed.insert(n.inputs.begin(), n.inputs.end());
+  }
+  Graph sub;
+  sub.opset = g.opset;
+  sub.ir_version = g.ir_version;
+  sub.inputs = g.inputs;
+  for (size_t k = 0; k < g.nodes.size(); ++k)
+    if (keep[k]) sub.nodes.push_back(g.nodes[k]);
+  for (const auto& [name, t] : g.initializers)
+    if (needed.count(name)) sub.initializers.emplace(name, t);
+  ValueInfo out;
+  out.name = value;
+  sub.outputs.push_back(out);
+  return sub;
+}
+
 Node* producer(Graph& g, const std::string& value) {
   for (Node& n : g.nodes)
     for (const std::string& o : n.outputs)
@@ -58,21 +84,15 @@ BiasCorrectionReport correct_bias(Graph& quantized, const Graph& reference, cons
   if (batches.empty()) throw std::runtime_error("bias correction needs calibration data");
   std::set<std::string> all(layer_outputs.begin(), layer_outputs.end());
   std::map<std::string, ChannelMean> want = measure(reference, all, batches, threads);
-  BiasCorrectionReport report;
-  double total_shift = 0;
-  size_t channels = 0;
+  // Each layer's bias input, made a private initializer (a new one where the layer had none).
+  std::map<std::string, std::string> bias_of;
   for (const std::string& out : layer_outputs) {
     Node* layer = producer(quantized, out);
     if (!layer || (layer->op_type != "Conv" && layer->op_type != "Gemm"))
       throw std::runtime_error(fmt::format("bias correction: '{}' is not the output of a Conv or Gemm", out));
-    std::map<std::string, ChannelMean> got = measure(quantized, {out}, batches, threads);
-    const ChannelMean& w = want.at(out);
-    const ChannelMean& q = got.at(out);
-    size_t c = w.sum.size();
-    if (q.sum.size() != c) throw std::runtime_error(fmt::format("bias correction: '{}' changed its channel count", out));
-    if (layer->op_type == "Gemm" && (layer->f("beta", 1.f) != 1.f))
+    if (layer->op_type == "Gemm" && layer->f("beta", 1.f) != 1.f)
       throw std::runtime_error(fmt::format("bias correction: {} has beta != 1", layer->label()));
-    // The bias input: Conv input 2 [C], Gemm input 2 (C, broadcast [C] or [1, C]); a new one when absent.
+    const size_t c = want.at(out).sum.size();
     Tensor bias(DType::F32, {static_cast<int64_t>(c)});
     if (layer->has_input(2)) {
       const Tensor* old = quantized.initializer(layer->inputs[2]);
@@ -80,20 +100,39 @@ BiasCorrectionReport correct_bias(Graph& quantized, const Graph& reference, cons
         throw std::runtime_error(fmt::format("bias correction: the bias of {} is not a constant of {} values", layer->label(), c));
       std::copy(old->data<float>(), old->data<float>() + c, bias.data<float>());
     }
-    for (size_t ch = 0; ch < c; ++ch) {
-      double shift = w.mean(ch) - q.mean(ch);
-      bias.data<float>()[ch] += static_cast<float>(shift);
-      total_shift += std::fabs(shift);
-    }
-    channels += c;
     std::string name = (layer->name.empty() ? out : layer->name) + "_bias_corrected";
     for (int k = 1; quantized.initializers.count(name); ++k) name = fmt::format("{}_bias_corrected_{}", layer->name, k);
     quantized.initializers.emplace(name, std::move(bias));
     if (layer->inputs.size() < 3) layer->inputs.resize(3);
     layer->inputs[2] = name;
-    ++report.layers;
+    bias_of[out] = name;
   }
-  report.mean_abs_shift = channels ? total_shift / static_cast<double>(channels) : 0;
+  // Layer by layer in graph order, each measured with the corrections of the layers before it; a
+  // layer's measurement runs only the part of the graph it depends on.
+  BiasCorrectionReport report;
+  std::map<std::string, std::vector<double>> total;
+  for (const std::string& out : layer_outputs) {
+    std::map<std::string, ChannelMean> got = measure(ancestors_of(quantized, out), {out}, batches, threads);
+    const ChannelMean& w = want.at(out);
+    const ChannelMean& q = got.at(out);
+    if (q.sum.size() != w.sum.size()) throw std::runtime_error(fmt::format("bias correction: '{}' changed its channel count", out));
+    std::vector<double>& t = total[out];
+    float* b = quantized.initializers.at(bias_of.at(out)).data<float>();
+    for (size_t ch = 0; ch < w.sum.size(); ++ch) {
+      double shift = w.mean(ch) - q.mean(ch);
+      b[ch] += static_cast<float>(shift);
+      t.push_back(shift);
+    }
+  }
+  double sum = 0;
+  size_t channels = 0;
+  for (const auto& [out, t] : total)
+    for (double v : t) {
+      sum += std::fabs(v);
+      ++channels;
+    }
+  report.layers = static_cast<int>(layer_outputs.size());
+  report.mean_abs_shift = channels ? sum / static_cast<double>(channels) : 0;
   return report;
 }
 

@@ -126,10 +126,13 @@ void conv_rows_of_image(const ConvGeometry& g, const Tensor& x, int64_t n, float
 void add_conv_input(HessianAccumulator& h, const Node& conv, const Tensor& x, const Shape& w_shape) {
   const ConvGeometry g = conv_rows_geometry(conv, x, w_shape, h.cols());
   const int64_t positions = g.output_shape[2] * g.output_shape[3];
-  std::vector<float> rows(static_cast<size_t>(positions * h.cols()));
-  for (int64_t n = 0; n < x.dim(0); ++n) {
-    conv_rows_of_image(g, x, n, rows.data());
-    h.add(rows.data(), positions);
+  // Several images per add when they have few output positions (fewer, larger updates).
+  const int64_t per_add = std::max<int64_t>(1, 1024 / std::max<int64_t>(1, positions));
+  std::vector<float> rows(static_cast<size_t>(std::min(per_add, x.dim(0)) * positions * h.cols()));
+  for (int64_t n0 = 0; n0 < x.dim(0); n0 += per_add) {
+    const int64_t images = std::min(per_add, x.dim(0) - n0);
+    for (int64_t n = 0; n < images; ++n) conv_rows_of_image(g, x, n0 + n, rows.data() + n * positions * h.cols());
+    h.add(rows.data(), images * positions);
   }
 }
 
@@ -362,6 +365,9 @@ GptqResult gptq_quantize(std::span<const float> w, int64_t rows, int64_t cols, c
 GptqResult gptq_quantize_layer(const Node& layer, const Tensor& w, const std::vector<double>& hessian, const QuantizerConfig& cfg,
                                const GptqOptions& opt) {
   if (w.dtype() != DType::F32) throw std::invalid_argument(fmt::format("{}: GPTQ needs float32 weights", layer.label()));
+  if (layer.op_type == "Conv" && layer.i("group", 1) != 1)
+    throw std::invalid_argument(fmt::format("{}: GPTQ handles convolutions with group = 1 only, this one has group = {}", layer.label(),
+                                            layer.i("group", 1)));
   const bool direct = layer.op_type == "Conv" || (layer.op_type == "Gemm" && layer.i("transB", 0) != 0);
   if (direct) {
     if (w.rank() < 2) throw std::invalid_argument(fmt::format("{}: weights {} are not a matrix", layer.label(), shape_string(w.shape())));

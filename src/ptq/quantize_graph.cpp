@@ -109,7 +109,10 @@ void adaround_layer(const Node& n, const Tensor& w, const LayerInputs& in, Quant
       for (int64_t k = 0; k < cols; ++k) wt[static_cast<size_t>(r * cols + k)] = w.data<float>()[k * rows + r];
     c.axis = c.granularity == Granularity::Group ? 1 : 0;
   }
-  std::vector<float> q = adaround_quantize(wt, rows, cols, in.rows, samples, c, o);
+  // Untransposed weights keep their tensor shape, so the config's axes mean what they mean for
+  // round-to-nearest (groups of input channels of a Conv, for instance).
+  std::vector<float> q = transposed ? adaround_quantize(wt, rows, cols, in.rows, samples, c, o)
+                                    : adaround_quantize(wt, w.shape(), in.rows, samples, c, o);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t k = 0; k < cols; ++k)
       wq.data<float>()[transposed ? k * rows + r : r * cols + k] = q[static_cast<size_t>(r * cols + k)];
@@ -264,13 +267,19 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
     g.nodes.push_back(std::move(fq));
   }
   g.sort_topologically();
-  if (recipe.pass("bias_correction")) {
+  if (const PassSpec* bc = recipe.pass("bias_correction")) {
     std::vector<std::string> outputs;
     for (const LayerQuantReport& rep : result.layers) {
       if (rep.weight_format == "float" && rep.activation_format == "float") continue;
       if (rep.op == "Conv" || rep.op == "Gemm") outputs.push_back(rep.output);
     }
-    result.bias_correction = correct_bias(g, reference, outputs, calibration_batches(), threads);
+    // Means over a few hundred images are steady; more only costs time.
+    const std::vector<Tensor>& all = calibration_batches();
+    size_t images = 0, used = 0;
+    const size_t wanted = static_cast<size_t>(bc->number("images", 256));
+    while (used < all.size() && images < wanted) images += static_cast<size_t>(all[used++].dim(0));
+    std::vector<Tensor> subset(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(used));
+    result.bias_correction = correct_bias(g, reference, outputs, subset, threads);
   }
   result.graph = std::move(g);
   return result;

@@ -183,7 +183,7 @@ QuantRecipe QuantRecipe::from_json(const nlohmann::json& j) {
 const std::map<std::string, std::vector<std::string>>& QuantRecipe::pass_parameters() {
   static const std::map<std::string, std::vector<std::string>> known = {
       {"cross_layer_equalization", {"max_iterations", "tolerance", "relu6_to_relu"}},
-      {"bias_correction", {}},
+      {"bias_correction", {"images"}},
       {"gptq", {"damp", "block_size", "act_order"}},
       {"adaround", {"iterations", "batch_rows", "learning_rate", "reg_weight"}},
   };

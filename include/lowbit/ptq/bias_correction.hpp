@@ -1,9 +1,9 @@
 #pragma once
 // Empirical bias correction (Nagel et al. 2019, section 4.2): quantizing the weights (and the
-// inputs) of a layer shifts the expected value of its outputs. For each quantized layer in graph
-// order, the per-channel mean of its output is measured on calibration data in the float graph
-// and in the quantized graph (with the corrections of the layers before it already applied), and
-// the difference is added to the layer's bias.
+// inputs) of a layer shifts the expected value of its outputs. The per-channel mean of each
+// quantized layer's output is measured on calibration data in the float graph and in the quantized
+// graph, and the difference is added to the layer's bias, layer by layer in graph order so that
+// each layer is measured with the corrections of the layers before it.
 #include <functional>
 #include <string>
 #include <vector>
