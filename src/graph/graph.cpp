@@ -61,6 +61,16 @@ std::vector<const Node*> Graph::consumers_of(const std::string& value) const {
   return out;
 }
 
+std::string Graph::unique_name(const std::string& base) const {
+  std::set<std::string> used;
+  for (const auto& [k, v] : initializers) used.insert(k);
+  for (const Node& n : nodes) used.insert(n.outputs.begin(), n.outputs.end());
+  for (const ValueInfo& v : inputs) used.insert(v.name);
+  std::string name = base;
+  for (int k = 1; used.count(name); ++k) name = base + "_" + std::to_string(k);
+  return name;
+}
+
 void Graph::sort_topologically() {
   std::set<std::string> available;
   for (const auto& [name, t] : initializers) available.insert(name);

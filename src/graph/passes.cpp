@@ -27,12 +27,6 @@ Node* only_consumer(Graph& g, const std::string& value) {
   return found;
 }
 
-std::string unique_name(const Graph& g, const std::string& base) {
-  std::string name = base;
-  for (int k = 1; g.initializers.count(name); ++k) name = base + "_" + std::to_string(k);
-  return name;
-}
-
 void erase_nodes(Graph& g, const std::set<const Node*>& dead) {
   std::vector<Node> kept;
   for (Node& n : g.nodes)
@@ -73,7 +67,7 @@ int fold_batch_norm(Graph& g) {
       float bias = b ? b->data<float>()[c] : 0.f;
       nb.data<float>()[c] = (bias - p[2]->data<float>()[c]) * a + p[1]->data<float>()[c];
     }
-    std::string wn = unique_name(g, conv.inputs[1] + "_bnfolded"), bname = unique_name(g, conv.inputs[1] + "_bnfolded_bias");
+    std::string wn = g.unique_name(conv.inputs[1] + "_bnfolded"), bname = g.unique_name(conv.inputs[1] + "_bnfolded_bias");
     g.initializers.emplace(wn, std::move(nw));
     g.initializers.emplace(bname, std::move(nb));
     conv.inputs.resize(3);

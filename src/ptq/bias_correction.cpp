@@ -100,8 +100,7 @@ BiasCorrectionReport correct_bias(Graph& quantized, const Graph& reference, cons
         throw std::runtime_error(fmt::format("bias correction: the bias of {} is not a constant of {} values", layer->label(), c));
       std::copy(old->data<float>(), old->data<float>() + c, bias.data<float>());
     }
-    std::string name = (layer->name.empty() ? out : layer->name) + "_bias_corrected";
-    for (int k = 1; quantized.initializers.count(name); ++k) name = fmt::format("{}_bias_corrected_{}", layer->name, k);
+    std::string name = quantized.unique_name((layer->name.empty() ? out : layer->name) + "_bias_corrected");
     quantized.initializers.emplace(name, std::move(bias));
     if (layer->inputs.size() < 3) layer->inputs.resize(3);
     layer->inputs[2] = name;

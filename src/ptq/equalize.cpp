@@ -183,16 +183,6 @@ std::optional<Pair> match_pair(const Graph& g, size_t first) {
   return p;
 }
 
-std::string unique_name(const Graph& g, const std::string& base) {
-  std::set<std::string> used;
-  for (const auto& [k, v] : g.initializers) used.insert(k);
-  for (const Node& n : g.nodes) used.insert(n.outputs.begin(), n.outputs.end());
-  for (const ValueInfo& v : g.inputs) used.insert(v.name);
-  std::string name = base;
-  for (int k = 1; used.count(name); ++k) name = base + "_" + std::to_string(k);
-  return name;
-}
-
 // Makes input `input` of node `node` an initializer that nothing else reads, copying it if shared.
 void own_initializer(Graph& g, size_t node, size_t input) {
   const std::string name = g.nodes[node].inputs[input];
@@ -201,7 +191,7 @@ void own_initializer(Graph& g, size_t node, size_t input) {
     for (size_t j = 0; j < g.nodes[k].inputs.size(); ++j)
       if (g.nodes[k].inputs[j] == name && (k != node || j != input)) shared = true;
   if (!shared) return;
-  std::string copy = unique_name(g, name + "_cle");
+  std::string copy = g.unique_name(name + "_cle");
   g.initializers.emplace(copy, g.initializers.at(name));
   g.nodes[node].inputs[input] = copy;
 }
@@ -364,8 +354,8 @@ EqualizeReport equalize_cross_layer(Graph& g, const EqualizeOptions& opt) {
         relu.name = clip.name.empty() ? "" : clip.name + "_relu";
         relu.op_type = "Relu";
         relu.inputs = {x};
-        relu.outputs = {unique_name(g, clip.outputs[0] + "_relu")};
-        std::string bound = unique_name(g, (clip.name.empty() ? clip.outputs[0] : clip.name) + "_cle_bound");
+        relu.outputs = {g.unique_name(clip.outputs[0] + "_relu")};
+        std::string bound = g.unique_name((clip.name.empty() ? clip.outputs[0] : clip.name) + "_cle_bound");
         g.initializers.emplace(bound, channel_bound(p, std::vector<float>(static_cast<size_t>(p.channels), p.clip_hi)));
         clip.op_type = "Min";
         clip.inputs = {relu.outputs[0], bound};
@@ -385,7 +375,7 @@ EqualizeReport equalize_cross_layer(Graph& g, const EqualizeOptions& opt) {
         const Tensor& c = g.initializers.at(old);
         std::vector<float> hi(static_cast<size_t>(p.channels));
         for (int64_t i = 0; i < p.channels; ++i) hi[static_cast<size_t>(i)] = c.data<float>()[c.size() == 1 ? 0 : i];
-        std::string bound = unique_name(g, (m.name.empty() ? m.outputs[0] : m.name) + "_cle_bound");
+        std::string bound = g.unique_name((m.name.empty() ? m.outputs[0] : m.name) + "_cle_bound");
         g.initializers.emplace(bound, channel_bound(p, hi));
         m.inputs[p.min_const_input] = bound;
       }

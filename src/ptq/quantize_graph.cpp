@@ -28,16 +28,6 @@ std::pair<int, int> weight_axes(const Node& n, const Tensor& w) {
   return {w.rank() - 1, w.rank() - 2};  // MatMul B: [..., K, N]
 }
 
-std::string unique_value(const Graph& g, const std::string& base) {
-  std::set<std::string> used;
-  for (const auto& [k, v] : g.initializers) used.insert(k);
-  for (const Node& n : g.nodes) used.insert(n.outputs.begin(), n.outputs.end());
-  for (const ValueInfo& v : g.inputs) used.insert(v.name);
-  std::string name = base;
-  for (int k = 1; used.count(name); ++k) name = base + "_" + std::to_string(k);
-  return name;
-}
-
 std::string config_key(const QuantizerConfig& c) {
   return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}", c.format.to_string(), to_string(c.granularity), c.axis, c.group_size, c.symmetric,
                      to_string(c.observer), c.percentile, to_string(c.scale_storage));
@@ -203,7 +193,7 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
         }
         rep.weight_format = c->format.to_string();
         rep.weight_sqnr_db = sqnr_db(w->span<float>(), wq.span<float>());
-        std::string name = unique_value(g, n.inputs[1] + "_quantized");
+        std::string name = g.unique_name(n.inputs[1] + "_quantized");
         g.initializers.emplace(name, std::move(wq));
         n.inputs[1] = name;
       }
@@ -250,7 +240,7 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
     Node fq;
     fq.op_type = "FakeQuant";
     fq.domain = "lowbit";
-    std::string out = unique_value(g, a.value + "_fq");
+    std::string out = g.unique_name(a.value + "_fq");
     fq.name = out;
     fq.inputs = {a.value};
     fq.outputs = {out};

@@ -66,6 +66,8 @@ struct Graph {
   const Node* producer_of(const std::string& value) const;
   // Nodes that read `value`.
   std::vector<const Node*> consumers_of(const std::string& value) const;
+  // `base`, or base_1, base_2, ... : a name no initializer, input or node output uses yet.
+  std::string unique_name(const std::string& base) const;
   // Reorders nodes topologically; throws on a cycle or a value nobody produces.
   void sort_topologically();
 };
