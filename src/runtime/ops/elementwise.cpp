@@ -14,31 +14,17 @@
 #include <fmt/format.h>
 
 #include "lowbit/runtime/kernel.hpp"
+#include "src/runtime/ops/dispatch.hpp"
 
 namespace lowbit {
 
 namespace {
 
-// Tensors smaller than this run on one thread.
-constexpr int64_t kParallelMin = int64_t{1} << 16;
+using namespace ops;
 
-// ---- Element type dispatch ----
-
-template <class T> struct Tag { using type = T; };
-template <class... Ts> struct Types {};
-
-using FloatTypes = Types<float, double>;
 using SignedTypes = Types<float, double, int8_t, int16_t, int32_t, int64_t>;
-using NumericTypes = Types<float, double, int8_t, uint8_t, int16_t, uint16_t, int32_t, int64_t>;
 using AllTypes = Types<float, double, int8_t, uint8_t, int16_t, uint16_t, int32_t, int64_t, bool>;
 using PowTypes = Types<float, double, int32_t, int64_t>;
-
-// Calls f(Tag<T>{}) for the T of the list whose DType is t; throws when the list lacks t.
-template <class... Ts, class F>
-void dispatch(Types<Ts...>, DType t, F&& f) {
-  bool found = ((dtype_of<Ts>() == t && (f(Tag<Ts>{}), true)) || ...);
-  if (!found) throw std::runtime_error(fmt::format("element type {} is not supported", to_string(t)));
-}
 
 void require_same_dtype(const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype())

@@ -11,27 +11,15 @@
 #include <fmt/format.h>
 
 #include "lowbit/runtime/kernel.hpp"
+#include "src/runtime/ops/dispatch.hpp"
 
 namespace lowbit {
 
 namespace {
 
-// Work below this many elements runs on one thread.
-constexpr int64_t kParallelMin = int64_t{1} << 16;
+using namespace ops;
 
-template <class T> struct Tag { using type = T; };
-template <class... Ts> struct Types {};
-
-using FloatTypes = Types<float, double>;
 using SumTypes = Types<float, double, int32_t, int64_t>;
-using NumericTypes = Types<float, double, int8_t, uint8_t, int16_t, uint16_t, int32_t, int64_t>;
-
-// Calls f(Tag<T>{}) for the T of the list whose DType is t; throws when the list lacks t.
-template <class... Ts, class F>
-void dispatch(Types<Ts...>, DType t, F&& f) {
-  bool found = ((dtype_of<Ts>() == t && (f(Tag<Ts>{}), true)) || ...);
-  if (!found) throw std::runtime_error(fmt::format("element type {} is not supported", to_string(t)));
-}
 
 int64_t normalize_axis(int64_t axis, int rank) {
   if (axis < -rank || axis >= rank) throw std::runtime_error(fmt::format("axis {} is out of range for rank {}", axis, rank));
