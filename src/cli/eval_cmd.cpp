@@ -2,10 +2,13 @@
 // recipe, on the data its model card names (or --data).
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "lowbit/eval/classify.hpp"
 #include "lowbit/eval/model_card.hpp"
@@ -20,7 +23,37 @@ struct EvalOptions {
   int batch = 32, threads = 1;
   size_t limit = 0;
   bool exclude_calibration = false;
-  std::string save;
+  std::string save, dump_inputs;
+};
+
+// Writes DIR/inputs.f32 (the preprocessed batches, float32, one after another), DIR/labels.i32 and
+// DIR/inputs.json (the shape), for another engine to evaluate the same inputs.
+class InputDump {
+ public:
+  explicit InputDump(const std::string& dir) : dir_(dir) {
+    std::filesystem::create_directories(dir);
+    inputs_.open(dir + "/inputs.f32", std::ios::binary);
+    labels_.open(dir + "/labels.i32", std::ios::binary);
+    if (!inputs_ || !labels_) throw std::runtime_error(fmt::format("{}: cannot write", dir));
+  }
+  void add(const Tensor& x, const std::vector<int>& labels) {
+    inputs_.write(reinterpret_cast<const char*>(x.data<float>()), static_cast<std::streamsize>(x.size() * sizeof(float)));
+    for (int l : labels) {
+      int32_t v = l;
+      labels_.write(reinterpret_cast<const char*>(&v), sizeof v);
+    }
+    count_ += labels.size();
+    image_shape_.assign(x.shape().begin() + 1, x.shape().end());
+  }
+  ~InputDump() {
+    std::ofstream(dir_ + "/inputs.json") << fmt::format("{{\"images\": {}, \"image_shape\": [{}]}}\n", count_, fmt::join(image_shape_, ", "));
+  }
+
+ private:
+  std::string dir_;
+  std::ofstream inputs_, labels_;
+  size_t count_ = 0;
+  std::vector<int64_t> image_shape_;
 };
 
 void run(const EvalOptions& o) {
@@ -68,7 +101,13 @@ void run(const EvalOptions& o) {
   }
   Session s(std::move(g), SessionOptions{o.threads, true});
   fmt::print("{}: {} images from {}, {}\n", o.model, data.size(), data_dir, mode);
-  ClassifyResult r = evaluate_classifier(s, data, pre, ClassifyOptions{o.batch, o.threads, true, "eval"});
+  ClassifyOptions co{o.batch, o.threads, true, "eval", {}};
+  std::optional<InputDump> dump;
+  if (!o.dump_inputs.empty()) {
+    dump.emplace(o.dump_inputs);
+    co.on_batch = [&](const Tensor& x, const std::vector<int>& labels) { dump->add(x, labels); };
+  }
+  ClassifyResult r = evaluate_classifier(s, data, pre, co);
   fmt::print("top-1 {:.2f} %\ntop-5 {:.2f} %\nimages/s {:.1f} (batch {}, {} thread{})\n", r.top1(), r.top5(), r.images_per_second(),
              o.batch, o.threads, o.threads == 1 ? "" : "s");
 }
@@ -88,6 +127,7 @@ void add_eval_command(CLI::App& app) {
   c->add_option("--threads", o->threads, "threads")->check(CLI::Range(1, 256));
   c->add_option("--limit", o->limit, "evaluate on this many images, spread over the set");
   c->add_flag("--exclude-calibration", o->exclude_calibration, "leave out the calibration images also in float32");
+  c->add_option("--dump-inputs", o->dump_inputs, "write the preprocessed inputs and labels to this folder (inputs.f32, labels.i32)");
   c->add_option("--save", o->save, "write the quantized graph (lowbit.FakeQuant nodes) to this ONNX file");
   c->callback([o] { run(*o); });
 }

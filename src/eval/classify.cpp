@@ -49,7 +49,9 @@ ClassifyResult evaluate_classifier(Session& s, const ImageDataset& data, const P
     size_t after = begin + batch;
     if (after < data.size())
       next = std::async(std::launch::async, load, std::cref(data), after, std::min(batch, data.size() - after), std::cref(p), o.threads);
-    std::vector<Tensor> out = s.run(to_tensor(b));
+    Tensor input = to_tensor(b);
+    if (o.on_batch) o.on_batch(input, b.labels);
+    std::vector<Tensor> out = s.run(input);
     const Tensor& logits = out.at(0);
     size_t n = b.labels.size();
     if (logits.dtype() != DType::F32 || logits.rank() != 2 || static_cast<size_t>(logits.dim(0)) != n)

@@ -75,6 +75,7 @@ ModelCard parse_model_card(const std::string& json_text, const std::string& data
   }
   try {
     ModelCard c;
+    c.source = json_text;
     for (const auto& [k, v] : j.items())
       if (k != "model" && k != "task" && k != "classes" && k != "preprocess" && k != "pre_resized" && k != "eval" && k != "calibration")
         throw std::runtime_error(fmt::format("unknown key '{}'", k));
@@ -114,6 +115,19 @@ std::optional<ModelCard> find_model_card(const std::string& model_path) {
     if (c.model == model.filename().string()) return c;
   }
   return std::nullopt;
+}
+
+std::string card_for_copy(const ModelCard& card, const std::string& model_file) {
+  json j = json::parse(card.source);
+  j["model"] = fs::path(model_file).filename().string();
+  auto absolute = [](const std::string& p) { return fs::absolute(p).lexically_normal().string(); };
+  if (!card.eval_data.empty()) j["eval"] = absolute(card.eval_data);
+  if (!card.calibration_data.empty()) j["calibration"]["path"] = absolute(card.calibration_data);
+  if (!card.pre_resized.empty()) {
+    j["pre_resized"] = json::array();
+    for (const std::string& r : card.pre_resized) j["pre_resized"].push_back(absolute(r));
+  }
+  return j.dump(2) + "\n";
 }
 
 ImageDataset calibration_set(const ModelCard& card) {

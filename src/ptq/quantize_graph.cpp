@@ -14,6 +14,7 @@
 #include "lowbit/ptq/equalize.hpp"
 #include "lowbit/ptq/gptq.hpp"
 #include "lowbit/runtime/session.hpp"
+#include "lowbit/util/progress.hpp"
 
 namespace lowbit {
 
@@ -154,10 +155,16 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
   const PassSpec* adaround = recipe.pass("adaround");
   std::map<size_t, LayerInputs> inputs;
   if (gptq || adaround) inputs = collect_layer_inputs(reference, layers, calibration_batches(), adaround != nullptr, threads);
+  std::optional<Progress> progress;
+  if (gptq || adaround) progress.emplace(gptq ? "gptq" : "adaround", layers.size(), "layers");
   for (size_t li = 0; li < layers.size(); ++li) {
+    if (progress) progress->advance(li ? 1 : 0);
     Node& n = g.nodes[layers[li]];
     bool first = li == 0, last = li + 1 == layers.size();
-    LayerQuantReport rep{.node = n.name, .op = n.op_type, .output = n.outputs.at(0), .weight_format = "float", .activation_format = "float"};
+    LayerQuantReport rep;
+    rep.node = n.name;
+    rep.op = n.op_type;
+    rep.output = n.outputs.at(0);
     // Weights.
     Tensor* w = n.has_input(1) ? (g.initializers.count(n.inputs[1]) ? &g.initializers[n.inputs[1]] : nullptr) : nullptr;
     if (w && w->dtype() == DType::F32) {
@@ -176,6 +183,7 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
           o.act_order = gptq->flag("act_order", o.act_order);
           GptqResult r = gptq_quantize_layer(n, *w, in->second.hessian->hessian(), *c, o);
           std::copy(r.weights.begin(), r.weights.end(), wq.data<float>());
+          rep.weight_params = std::move(r.params);
           rep.rounding = "gptq";
         } else if (learned && adaround) {
           AdaRoundOptions o;
@@ -185,15 +193,24 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
           o.reg_weight = static_cast<float>(adaround->number("reg_weight", o.reg_weight));
           o.threads = threads;
           adaround_layer(n, *w, in->second, *c, o, wq);
+          Quantizer q(*c);  // AdaRound rounds on round-to-nearest's grid
+          q.observe(w->span<float>(), w->shape());
+          if (c->format.scalar()) rep.weight_params = q.compute_params();
           rep.rounding = "adaround";
         } else {
           Quantizer q(*c);
           q.observe(w->span<float>(), w->shape());
+          if (c->format.scalar()) {
+            q.set_params(q.compute_params());
+            rep.weight_params = *q.params();
+          }
           q.fake_quant(w->span<float>(), wq.span<float>(), w->shape());
         }
         rep.weight_format = c->format.to_string();
         rep.weight_sqnr_db = sqnr_db(w->span<float>(), wq.span<float>());
         std::string name = g.unique_name(n.inputs[1] + "_quantized");
+        rep.weight_value = name;
+        rep.weight_config = *c;
         g.initializers.emplace(name, std::move(wq));
         n.inputs[1] = name;
       }
@@ -216,6 +233,7 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
     }
     result.layers.push_back(rep);
   }
+  if (progress) progress->finish();
 
   // Calibrate with the weights already quantized and float activations: the ranges are then those
   // the quantized layers produce.
@@ -272,6 +290,7 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
     result.bias_correction = correct_bias(g, reference, outputs, subset, threads);
   }
   result.graph = std::move(g);
+  result.reference = reference;
   return result;
 }
 

@@ -31,6 +31,7 @@ OpRegistry& OpRegistry::global() {
     register_pool_ops(reg);
     register_dnnl_ops(reg);
     register_quant_ops(reg);
+    register_qonnx_ops(reg);
     return reg;
   }();
   return r;

@@ -70,7 +70,7 @@ TEST(BiasCorrection, RemovesTheMeanShiftAndHelpsAccuracy) {
   ImageDataset eval = spread_subset(without(auto_detect(card.eval_data), calib), 2000);
   auto top1 = [&](const Graph& q) {
     Session s(q, SessionOptions{2, true});
-    return evaluate_classifier(s, eval, card.preprocess, ClassifyOptions{64, 2, false, "bc"}).top1();
+    return evaluate_classifier(s, eval, card.preprocess, ClassifyOptions{64, 2, false, "bc", {}}).top1();
   };
   double acc_plain = top1(plain.graph), acc_corrected = top1(corrected.graph);
   std::printf("ResNet-20, int4 per-tensor weights: top-1 %.2f %% without bias correction, %.2f %% with\n", acc_plain, acc_corrected);

@@ -226,7 +226,7 @@ TEST(CrossLayerEqualization, PerTensorInt8WeightsRecoverAccuracy) {
   QuantRecipe recipe = QuantRecipe::from_json(nlohmann::json::parse(R"({"weights": {"format": "int8", "granularity": "tensor"}})"));
   auto top1 = [&](Graph g, const char* label) {
     Session s(quantize_graph(std::move(g), recipe, CalibrationFeed{}, 2).graph, SessionOptions{2, true});
-    return evaluate_classifier(s, data, pre, ClassifyOptions{32, 2, false, label}).top1();
+    return evaluate_classifier(s, data, pre, ClassifyOptions{32, 2, false, label, {}}).top1();
   };
   Graph plain = load_folded(kMobileNet);
   Graph equalized = plain;

@@ -37,7 +37,7 @@ ClassifyResult evaluate(const std::string& model, const std::optional<QuantRecip
               .graph;
   }
   Session s(std::move(g), SessionOptions{2, true});
-  return evaluate_classifier(s, data, card.preprocess_for(card.eval_data), ClassifyOptions{32, 2, false, model});
+  return evaluate_classifier(s, data, card.preprocess_for(card.eval_data), ClassifyOptions{32, 2, false, model, {}});
 }
 
 TEST(Accuracy, MobileNetV1Fp32OnVal1300) {

@@ -1,7 +1,9 @@
 #pragma once
 // Image classification: top-1 / top-5 accuracy of a graph on a labelled image set, and the batches
 // that feed calibration.
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "lowbit/io/dataset.hpp"
 #include "lowbit/ptq/quantize_graph.hpp"
@@ -14,6 +16,8 @@ struct ClassifyOptions {
   int threads = 1;
   bool progress = true;  // on a terminal
   std::string label = "eval";
+  // Called with each preprocessed input batch and its labels (e.g. to hand the same inputs to another engine).
+  std::function<void(const Tensor& input, const std::vector<int>& labels)> on_batch;
 };
 
 struct ClassifyResult {

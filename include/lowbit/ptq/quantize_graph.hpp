@@ -19,13 +19,19 @@ using CalibrationFeed = std::function<void(const std::function<void(Tensor)>& co
 
 struct LayerQuantReport {
   std::string node, op, output;  // the layer's name, operator and output value
-  std::string weight_format, activation_format;  // "float" when left alone
+  std::string weight_format = "float", activation_format = "float";  // "float" when left alone
   std::string rounding = "float";                 // of the weights: nearest, gptq, adaround
   double weight_sqnr_db = 0;                      // of the quantized weights
+  // The quantized weight initializer and the quantizer whose grid it lies on (scales and zero
+  // points set for scalar formats; block-scaled and BitMoD formats carry their own).
+  std::string weight_value;
+  std::optional<QuantizerConfig> weight_config;
+  QuantParams weight_params;
 };
 
 struct QuantizeGraphResult {
   Graph graph;
+  Graph reference;  // the float graph the quantized one approximates: BN folded, equalized if asked
   std::vector<LayerQuantReport> layers;
   std::optional<EqualizeReport> equalization;
   std::optional<BiasCorrectionReport> bias_correction;

@@ -65,5 +65,6 @@ void register_reduce_ops(OpRegistry& r);
 void register_pool_ops(OpRegistry& r);
 void register_dnnl_ops(OpRegistry& r);
 void register_quant_ops(OpRegistry& r);
+void register_qonnx_ops(OpRegistry& r);
 
 }  // namespace lowbit

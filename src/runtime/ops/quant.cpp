@@ -204,7 +204,7 @@ class QLinearKernel : public Kernel {
 };
 
 // lowbit.FakeQuant: y = fake quantization of x in `format`. Scalar formats use `scale` (one value,
-// or one per slice along `axis`) and, for asymmetric integers, `zero_point`; block-scaled and
+// one per slice along `axis`, or one per group of `group_size` along `axis`) and, for asymmetric integers, `zero_point`; block-scaled and
 // BitMoD formats carry their own scales.
 class FakeQuantKernel : public Kernel {
  public:
@@ -229,7 +229,11 @@ class FakeQuantKernel : public Kernel {
   static QuantizerConfig config(const KernelContext& c) {
     QuantizerConfig q(Format::parse(c.node.s("format", "")));
     int64_t axis = c.node.i("axis", -1);
-    if (c.node.floats("scale", {1.f}).size() > 1) {
+    if (int64_t group = c.node.i("group_size", 0); group > 0) {
+      q.granularity = Granularity::Group;
+      q.group_size = static_cast<int>(group);
+      q.axis = static_cast<int>(axis);
+    } else if (c.node.floats("scale", {1.f}).size() > 1) {
       q.granularity = Granularity::Channel;
       q.axis = static_cast<int>(axis);
     }
