@@ -1,0 +1,66 @@
+#pragma once
+// Scalar access to the codes of one block, and the inverse used by pack(): the single definition of
+// each block's element layout (blocks.hpp describes it in words).
+#include <cstdint>
+#include <cstring>
+
+#include "lowbit/kernels/blocks.hpp"
+
+namespace lowbit::kernels::detail {
+
+inline int code(const BlockInt8& b, int i) { return b.q[i]; }
+inline int code(const BlockInt4G32& b, int i) { return ((b.codes[i % 16] >> (4 * (i / 16))) & 15) - 8; }
+inline int code(const BlockInt4G128& b, int i) {
+  const int half = i / 64, j = i % 64;
+  return ((b.codes[32 * half + j % 32] >> (4 * (j / 32))) & 15) - 8;
+}
+inline int code(const BlockInt3& b, int i) {
+  const int low = (b.low_bits[i % 8] >> (2 * (i / 8))) & 3;
+  const int high = (b.high_bits[i / 8] >> (i % 8)) & 1;
+  return (low | high << 2) - 4;
+}
+inline int code(const BlockInt2& b, int i) { return ((b.codes[i % 8] >> (2 * (i / 8))) & 3) - 2; }
+inline int code(const BlockMxfp4& b, int i) { return (b.codes[i % 16] >> (4 * (i / 16))) & 15; }
+inline int code(const BlockNvfp4& b, int i) { return (b.codes[i % 8] >> (4 * (i / 8))) & 15; }
+// Row r (0..63) of a tile, column i (0..31): the int2 value.
+inline int code(const TileInt2Lut& t, int r, int i) {
+  int u = 0;
+  for (int p = 0; p < 2; ++p) {
+    const int index = (t.planes[i / 4][p][r % 32] >> (4 * (r / 32))) & 15;
+    u |= ((index >> (i % 4)) & 1) << p;
+  }
+  return u - 2;
+}
+
+// Stores value q (integer formats) or code c (E2M1) at element i of a zero-initialized block.
+inline void set_code(BlockInt8& b, int i, int q) { b.q[i] = static_cast<int8_t>(q); }
+inline void set_code(BlockInt4G32& b, int i, int q) { b.codes[i % 16] |= static_cast<uint8_t>((q + 8) << (4 * (i / 16))); }
+inline void set_code(BlockInt4G128& b, int i, int q) {
+  const int half = i / 64, j = i % 64;
+  b.codes[32 * half + j % 32] |= static_cast<uint8_t>((q + 8) << (4 * (j / 32)));
+}
+inline void set_code(BlockInt3& b, int i, int q) {
+  const int u = q + 4;
+  b.low_bits[i % 8] |= static_cast<uint8_t>((u & 3) << (2 * (i / 8)));
+  b.high_bits[i / 8] |= static_cast<uint8_t>((u >> 2) << (i % 8));
+}
+inline void set_code(BlockInt2& b, int i, int q) { b.codes[i % 8] |= static_cast<uint8_t>((q + 2) << (2 * (i / 8))); }
+inline void set_code(BlockMxfp4& b, int i, int c) { b.codes[i % 16] |= static_cast<uint8_t>(c << (4 * (i / 16))); }
+inline void set_code(BlockNvfp4& b, int i, int c) { b.codes[i % 8] |= static_cast<uint8_t>(c << (4 * (i / 8))); }
+inline void set_code(TileInt2Lut& t, int r, int i, int q) {
+  const int u = q + 2;
+  for (int p = 0; p < 2; ++p)
+    t.planes[i / 4][p][r % 32] |= static_cast<uint8_t>(((u >> p) & 1) << (i % 4 + 4 * (r / 32)));
+}
+
+inline float block_scale(const BlockInt8& b) { return b.scale; }
+inline float block_scale(const BlockInt4G32& b) { return b.scale; }
+inline float block_scale(const BlockInt4G128& b) { return b.scale; }
+inline float block_scale(const BlockInt3& b) { return b.scale; }
+inline float block_scale(const BlockInt2& b) { return b.scale; }
+
+// The block scales of the float formats as float32: E8M0 (code 255 is NaN) and E4M3 (fn).
+const float* e8m0_values();  // 256 entries
+const float* e4m3_values();  // 256 entries
+
+}  // namespace lowbit::kernels::detail

@@ -1,0 +1,373 @@
+// AVX-512 kernels (F, BW, VL, DQ, VNNI), compiled for that target function by function through the
+// pragma below and only called after the run-time CPU check in gemv.cpp.
+//
+// Integer formats: 64 weights at a time are unpacked to unsigned bytes u = q + offset, and
+// vpdpbusd(u, x) sums 4 products per int32 lane; the lane starts from -offset * (sum of its 4 x),
+// so it ends at the exact signed dot product. Each lane then takes its block's scale by one FMA.
+// GCC 12 warns falsely inside the intrinsics that start from _mm512_undefined_*() (GCC bug 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <cstdint>
+#include <cstring>
+
+#include "lowbit/kernels/blocks.hpp"
+#include "src/kernels/block_codes.hpp"
+#include "src/kernels/kernel_set.hpp"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")
+
+namespace lowbit::kernels::detail {
+namespace {
+
+inline uint64_t load_u64(const void* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+inline uint32_t load_u32(const void* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+inline __m512 pair_scales(float s0, float s1) {
+  return _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
+}
+
+// Two int2 blocks' 8 code bytes -> 64 bytes u in 0..3, elements in order.
+inline __m512i int2_pair(const uint8_t* c0, const uint8_t* c1) {
+  const __m128i both = _mm_set_epi64x(static_cast<long long>(load_u64(c1)), static_cast<long long>(load_u64(c0)));
+  const __m512i spread = _mm512_permutexvar_epi64(_mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0), _mm512_castsi128_si512(both));
+  return _mm512_and_si512(_mm512_srlv_epi64(spread, _mm512_set_epi64(6, 4, 2, 0, 6, 4, 2, 0)), _mm512_set1_epi8(3));
+}
+
+// Each decoder gives the unsigned codes of the 64 elements of chunk c of a row, and their scales.
+struct Int8Decoder {
+  using Block = BlockInt8;
+  static void load(const Block* row, int64_t c, __m512i& u, __m512& s) {
+    const Block* b = row + 2 * c;
+    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].q))),
+                                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].q)), 1);
+    u = _mm512_xor_si512(q, _mm512_set1_epi8(static_cast<char>(0x80)));
+    s = pair_scales(b[0].scale, b[1].scale);
+  }
+};
+
+struct Int4G32Decoder {
+  using Block = BlockInt4G32;
+  static void load(const Block* row, int64_t c, __m512i& u, __m512& s) {
+    const Block* b = row + 2 * c;
+    const __m256i b0 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].codes)));
+    const __m256i b1 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].codes)));
+    __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1);  // 128-bit lanes: b0 b0 b1 b1
+    raw = _mm512_mask_srli_epi16(raw, 0xFF00FF00u, raw, 4);                // lanes 1, 3: the high nibbles
+    u = _mm512_and_si512(raw, _mm512_set1_epi8(0x0F));
+    s = pair_scales(b[0].scale, b[1].scale);
+  }
+};
+
+struct Int4G128Decoder {
+  using Block = BlockInt4G128;
+  static void load(const Block* row, int64_t c, __m512i& u, __m512& s) {
+    const Block& b = row[c / 2];
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.codes + 32 * (c % 2)));
+    u = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1), _mm512_set1_epi8(0x0F));
+    s = _mm512_set1_ps(b.scale);
+  }
+};
+
+struct Int3Decoder {
+  using Block = BlockInt3;
+  static void load(const Block* row, int64_t c, __m512i& u, __m512& s) {
+    const Block* b = row + 2 * c;
+    const uint64_t high = load_u32(b[0].high_bits) | static_cast<uint64_t>(load_u32(b[1].high_bits)) << 32;
+    u = _mm512_or_si512(int2_pair(b[0].low_bits, b[1].low_bits), _mm512_maskz_mov_epi8(high, _mm512_set1_epi8(4)));
+    s = pair_scales(b[0].scale, b[1].scale);
+  }
+};
+
+struct Int2Decoder {
+  using Block = BlockInt2;
+  static void load(const Block* row, int64_t c, __m512i& u, __m512& s) {
+    const Block* b = row + 2 * c;
+    u = int2_pair(b[0].codes, b[1].codes);
+    s = pair_scales(b[0].scale, b[1].scale);
+  }
+};
+
+// Rows r0..r0 + R - 1 for B vectors: R x B independent accumulator chains, x loads shared by the rows.
+template <class Decoder, int B, int R>
+void integer_row_block(const KernelArgs& a, int64_t r0) {
+  const int64_t chunks = a.in.padded_cols / 64;
+  const typename Decoder::Block* rows[R];
+  for (int i = 0; i < R; ++i) rows[i] = a.w.row<typename Decoder::Block>(r0 + i);
+  __m512 acc[R][B];
+  for (int i = 0; i < R; ++i)
+    for (int b = 0; b < B; ++b) acc[i][b] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < chunks; ++c) {
+    __m512i u[R];
+    __m512 s[R];
+    for (int i = 0; i < R; ++i) Decoder::load(rows[i], c, u[i], s[i]);
+#pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) {
+      const __m512i x = _mm512_loadu_si512(a.in.ints(b) + 64 * c);
+      const __m512i start = _mm512_loadu_si512(a.in.quads(b) + 16 * c);
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i)
+        acc[i][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, u[i], x)), s[i], acc[i][b]);
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int b = 0; b < B; ++b) a.y[b * a.ldy + r0 + i] = _mm512_reduce_add_ps(acc[i][b]) * a.in.x_scale[b];
+}
+
+// Enough rows at once that the FMA chains hide their latency: R x B >= 4 where B is small.
+template <int B>
+constexpr int kRowsAtOnce = B == 1 ? 4 : (B == 2 ? 2 : 1);
+
+template <class Decoder, int B>
+void integer_rows(const KernelArgs& a) {
+  constexpr int R = kRowsAtOnce<B>;
+  int64_t r = a.row_begin;
+  for (; r + R <= a.row_end; r += R) integer_row_block<Decoder, B, R>(a, r);
+  for (; r < a.row_end; ++r) integer_row_block<Decoder, B, 1>(a, r);
+}
+
+template <int B>
+void f32_rows(const KernelArgs& a) {
+  constexpr int R = B <= 2 ? 4 : 2;  // rows at once, sharing each x load
+  const int64_t K = a.in.padded_cols;
+  int64_t r = a.row_begin;
+  for (; r + R <= a.row_end; r += R) {
+    __m512 acc[R][B];
+    for (int i = 0; i < R; ++i)
+      for (int b = 0; b < B; ++b) acc[i][b] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k += 16) {
+      __m512 x[B];
+      for (int b = 0; b < B; ++b) x[b] = _mm512_loadu_ps(a.in.floats(b) + k);
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) {
+        const __m512 w = _mm512_load_ps(a.w.row<float>(r + i) + k);
+#pragma GCC unroll 8
+        for (int b = 0; b < B; ++b) acc[i][b] = _mm512_fmadd_ps(w, x[b], acc[i][b]);
+      }
+    }
+    for (int i = 0; i < R; ++i)
+      for (int b = 0; b < B; ++b) a.y[b * a.ldy + r + i] = _mm512_reduce_add_ps(acc[i][b]);
+  }
+  for (; r < a.row_end; ++r) {
+    __m512 acc[B];
+    for (int b = 0; b < B; ++b) acc[b] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k += 16) {
+      const __m512 w = _mm512_load_ps(a.w.row<float>(r) + k);
+      for (int b = 0; b < B; ++b) acc[b] = _mm512_fmadd_ps(w, _mm512_loadu_ps(a.in.floats(b) + k), acc[b]);
+    }
+    for (int b = 0; b < B; ++b) a.y[b * a.ldy + r] = _mm512_reduce_add_ps(acc[b]);
+  }
+}
+
+// E2M1 codes in the low 4 bits of each int32 lane -> values (vpermps reads only those 4 bits).
+inline __m512 e2m1_decode(__m512i codes, __m512 table) { return _mm512_permutexvar_ps(codes, table); }
+
+template <int B, int R>
+void mxfp4_row_block(const KernelArgs& a, int64_t r0) {
+  const __m512 table = _mm512_loadu_ps(kE2m1Values);
+  const float* scales = e8m0_values();
+  const int64_t blocks = a.in.padded_cols / 32;
+  const BlockMxfp4* rows[R];
+  for (int i = 0; i < R; ++i) rows[i] = a.w.row<BlockMxfp4>(r0 + i);
+  __m512 acc[R][B];
+  for (int i = 0; i < R; ++i)
+    for (int b = 0; b < B; ++b) acc[i][b] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < blocks; ++j) {
+    __m512 w0[R], w1[R], s[R];
+    for (int i = 0; i < R; ++i) {
+      const __m512i low = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[i][j].codes)));
+      w0[i] = e2m1_decode(low, table);
+      w1[i] = e2m1_decode(_mm512_srli_epi32(low, 4), table);
+      s[i] = _mm512_set1_ps(scales[rows[i][j].scale_e8m0]);
+    }
+#pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) {
+      const float* x = a.in.floats(b) + 32 * j;
+      const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i)
+        acc[i][b] = _mm512_fmadd_ps(_mm512_fmadd_ps(w1[i], x1, _mm512_mul_ps(w0[i], x0)), s[i], acc[i][b]);
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int b = 0; b < B; ++b) a.y[b * a.ldy + r0 + i] = _mm512_reduce_add_ps(acc[i][b]);
+}
+
+template <int B, int R>
+void nvfp4_row_block(const KernelArgs& a, int64_t r0) {
+  const __m512 table = _mm512_loadu_ps(kE2m1Values);
+  const __m512i shifts = _mm512_set_epi32(4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
+  const float* scales = e4m3_values();
+  const int64_t blocks = a.in.padded_cols / 16;
+  const BlockNvfp4* rows[R];
+  for (int i = 0; i < R; ++i) rows[i] = a.w.row<BlockNvfp4>(r0 + i);
+  __m512 acc[R][B];
+  for (int i = 0; i < R; ++i)
+    for (int b = 0; b < B; ++b) acc[i][b] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < blocks; ++j) {
+    __m512 w[R];
+    for (int i = 0; i < R; ++i) {
+      // Lanes 0-7 read the low nibbles of the 8 code bytes (codes 0-7), lanes 8-15 the high ones.
+      const __m128i bytes = _mm_set1_epi64x(static_cast<long long>(load_u64(rows[i][j].codes)));
+      w[i] = _mm512_mul_ps(e2m1_decode(_mm512_srlv_epi32(_mm512_cvtepu8_epi32(bytes), shifts), table),
+                           _mm512_set1_ps(scales[rows[i][j].scale_e4m3]));
+    }
+#pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) {
+      const __m512 x = _mm512_loadu_ps(a.in.floats(b) + 16 * j);
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) acc[i][b] = _mm512_fmadd_ps(w[i], x, acc[i][b]);
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int b = 0; b < B; ++b) a.y[b * a.ldy + r0 + i] = _mm512_reduce_add_ps(acc[i][b]) * a.w.tensor_scale();
+}
+
+template <int B>
+void mxfp4_rows(const KernelArgs& a) {
+  constexpr int R = kRowsAtOnce<B>;
+  int64_t r = a.row_begin;
+  for (; r + R <= a.row_end; r += R) mxfp4_row_block<B, R>(a, r);
+  for (; r < a.row_end; ++r) mxfp4_row_block<B, 1>(a, r);
+}
+
+template <int B>
+void nvfp4_rows(const KernelArgs& a) {
+  constexpr int R = kRowsAtOnce<B>;
+  int64_t r = a.row_begin;
+  for (; r + R <= a.row_end; r += R) nvfp4_row_block<B, R>(a, r);
+  for (; r < a.row_end; ++r) nvfp4_row_block<B, 1>(a, r);
+}
+
+// T-MAC style lookup table kernel: for each group of 4 columns, the 16 subset sums of the 4 int8
+// activations (split into low and high bytes) sit in a 128-bit register; vpshufb looks up 64 rows'
+// 4-bit indices at once, for each of the two bit planes.
+template <int B>
+void int2lut_rows(const KernelArgs& a) {
+  constexpr int kRows = TileInt2Lut::kRows, kGroups = TileInt2Lut::kGroups;
+  const int64_t blocks = a.in.padded_cols / TileInt2Lut::kElements;
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  const __m512i rows_0_31 = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
+  const __m512i rows_32_63 = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+  for (int64_t t = a.row_begin / kRows; t * kRows < a.row_end; ++t) {
+    const TileInt2Lut* tiles = a.w.row<TileInt2Lut>(t);
+    __m512 acc[B][4];
+    for (int b = 0; b < B; ++b)
+      for (int i = 0; i < 4; ++i) acc[b][i] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < blocks; ++j) {
+      const TileInt2Lut& tile = tiles[j];
+      // int16 sums; byte lane l of an index vector is row l; after unpacklo/hi the words of
+      // low[] are rows 16 l + 0..7 of 128-bit lane l, those of high[] rows 16 l + 8..15.
+      __m512i low[B], high[B];
+      for (int b = 0; b < B; ++b) low[b] = high[b] = _mm512_setzero_si512();
+      for (int g = 0; g < kGroups; ++g) {
+        __m512i index[2];
+        for (int p = 0; p < 2; ++p) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile.planes[g][p]));
+          index[p] = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1), nibble);
+        }
+#pragma GCC unroll 8
+        for (int b = 0; b < B; ++b) {
+          const uint8_t* table = a.in.tables(b) + (j * kGroups + g) * 64;
+#pragma GCC unroll 2
+          for (int p = 0; p < 2; ++p) {
+            const __m512i lo_bytes = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(table + 32 * p)));
+            const __m512i hi_bytes = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(table + 32 * p + 16)));
+            const __m512i l = _mm512_shuffle_epi8(lo_bytes, index[p]), h = _mm512_shuffle_epi8(hi_bytes, index[p]);
+            low[b] = _mm512_add_epi16(low[b], _mm512_unpacklo_epi8(l, h));
+            high[b] = _mm512_add_epi16(high[b], _mm512_unpackhi_epi8(l, h));
+          }
+        }
+      }
+      for (int b = 0; b < B; ++b) {
+        const __m512i correction = _mm512_set1_epi32(a.in.block_corrections(b)[j]);
+        const __m512i rows[2] = {_mm512_permutex2var_epi64(low[b], rows_0_31, high[b]),
+                                 _mm512_permutex2var_epi64(low[b], rows_32_63, high[b])};
+        for (int i = 0; i < 4; ++i) {
+          const __m256i words = i % 2 ? _mm512_extracti64x4_epi64(rows[i / 2], 1) : _mm512_castsi512_si256(rows[i / 2]);
+          const __m512i dot = _mm512_add_epi32(_mm512_cvtepi16_epi32(words), correction);
+          acc[b][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(tile.scale + 16 * i), acc[b][i]);
+        }
+      }
+    }
+    for (int b = 0; b < B; ++b) {
+      alignas(64) float out[kRows];
+      const __m512 xs = _mm512_set1_ps(a.in.x_scale[b]);
+      for (int i = 0; i < 4; ++i) _mm512_store_ps(out + 16 * i, _mm512_mul_ps(acc[b][i], xs));
+      for (int r = 0; r < kRows && t * kRows + r < a.row_end; ++r) a.y[b * a.ldy + t * kRows + r] = out[r];
+    }
+  }
+}
+
+template <template <int> class Body>
+void by_batch(const KernelArgs& a) {
+  switch (a.in.batch) {
+    case 1: return Body<1>::run(a);
+    case 2: return Body<2>::run(a);
+    case 3: return Body<3>::run(a);
+    case 4: return Body<4>::run(a);
+    case 5: return Body<5>::run(a);
+    case 6: return Body<6>::run(a);
+    case 7: return Body<7>::run(a);
+    default: return Body<8>::run(a);
+  }
+}
+
+template <class Decoder>
+struct Integer {
+  template <int B>
+  struct Body {
+    static void run(const KernelArgs& a) { integer_rows<Decoder, B>(a); }
+  };
+};
+template <int B>
+struct F32 {
+  static void run(const KernelArgs& a) { f32_rows<B>(a); }
+};
+template <int B>
+struct Mxfp4 {
+  static void run(const KernelArgs& a) { mxfp4_rows<B>(a); }
+};
+template <int B>
+struct Nvfp4 {
+  static void run(const KernelArgs& a) { nvfp4_rows<B>(a); }
+};
+template <int B>
+struct Int2Lut {
+  static void run(const KernelArgs& a) { int2lut_rows<B>(a); }
+};
+
+}  // namespace
+}  // namespace lowbit::kernels::detail
+
+#pragma GCC pop_options
+
+namespace lowbit::kernels::detail {
+
+// Compiled for the baseline target: callable to look up kernels on any CPU.
+const KernelSet& avx512_kernels() {
+  static const KernelSet set{by_batch<F32>,
+                             by_batch<Integer<Int8Decoder>::Body>,
+                             by_batch<Integer<Int4G32Decoder>::Body>,
+                             by_batch<Integer<Int4G128Decoder>::Body>,
+                             by_batch<Integer<Int3Decoder>::Body>,
+                             by_batch<Integer<Int2Decoder>::Body>,
+                             by_batch<Int2Lut>,
+                             by_batch<Mxfp4>,
+                             by_batch<Nvfp4>};
+  return set;
+}
+
+}  // namespace lowbit::kernels::detail
