@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   lowbit::cli::add_run_command(app);
   lowbit::cli::add_bench_command(app);
   lowbit::cli::add_quantize_command(app);
+  lowbit::cli::add_llm_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
