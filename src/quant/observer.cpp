@@ -16,8 +16,8 @@ namespace {
 
 constexpr std::array<std::pair<Granularity, std::string_view>, 4> kGranularity{
     {{Granularity::Tensor, "tensor"}, {Granularity::Channel, "channel"}, {Granularity::Group, "group"}, {Granularity::Token, "token"}}};
-constexpr std::array<std::pair<ObserverKind, std::string_view>, 4> kObserver{
-    {{ObserverKind::MinMax, "minmax"}, {ObserverKind::Percentile, "percentile"}, {ObserverKind::Mse, "mse"}, {ObserverKind::Running, "running"}}};
+constexpr std::array<std::pair<ObserverKind, std::string_view>, 5> kObserver{
+    {{ObserverKind::MinMax, "minmax"}, {ObserverKind::Percentile, "percentile"}, {ObserverKind::Mse, "mse"}, {ObserverKind::Running, "running"}, {ObserverKind::Entropy, "entropy"}}};
 constexpr std::array<std::pair<ScaleStorage, std::string_view>, 4> kStorage{
     {{ScaleStorage::Fp32, "fp32"}, {ScaleStorage::Pow2, "pow2"}, {ScaleStorage::E8M0, "e8m0"}, {ScaleStorage::E4M3, "e4m3"}}};
 
@@ -34,7 +34,7 @@ std::string_view find_name(const std::array<std::pair<T, std::string_view>, N>& 
   return "?";
 }
 
-// Per-slice cap on stored samples for the percentile and MSE observers.
+// Per-slice cap on stored samples for the percentile, MSE and entropy observers.
 constexpr size_t kTotalSampleCap = size_t{1} << 24;
 constexpr size_t kMinSliceCap = 4096;
 
@@ -118,7 +118,7 @@ void Quantizer::observe(std::span<const float> x, std::span<const int64_t> shape
     stats_.resize(L.slices);
     shape_.assign(shape.begin(), shape.end());
   }
-  const bool keep_samples = c_.observer == ObserverKind::Percentile || c_.observer == ObserverKind::Mse;
+  const bool keep_samples = c_.observer == ObserverKind::Percentile || c_.observer == ObserverKind::Mse || c_.observer == ObserverKind::Entropy;
   const size_t cap = std::max(kMinSliceCap, kTotalSampleCap / std::max<size_t>(1, L.slices));
   std::vector<double> call_min(L.slices, INFINITY), call_max(L.slices, -INFINITY);
   for (const detail::Run& r : L.runs) {

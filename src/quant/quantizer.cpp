@@ -92,6 +92,63 @@ double Quantizer::mse_threshold(const SliceStats& st, double amax) const {
   return best;
 }
 
+double Quantizer::entropy_threshold(const SliceStats& st, double amax) const {
+  // Histogram of |x| over [0, amax]; for each candidate threshold t, P = the histogram below t with
+  // everything above added to its last bin, Q as below; pick the t of least KL(P || Q).
+  constexpr int kBins = 2048, kStride = 16;
+  if (!(amax > 0)) return amax;
+  const ScalarFormat& f = *c_.format.scalar();
+  std::vector<double> hist(kBins, 0.0);
+  for (float v : st.samples) {
+    const int b = std::min(kBins - 1, static_cast<int>(std::fabs(v) / amax * kBins));
+    hist[static_cast<size_t>(b)] += 1;
+  }
+  double best = amax, best_kl = std::numeric_limits<double>::infinity();
+  std::vector<double> p(kBins), q(kBins);
+  std::vector<double> level(kBins);
+  for (int k = kStride; k <= kBins; k += kStride) {
+    const double t = amax * k / kBins, scale = t / f.max();
+    double outside = 0;
+    for (int j = k; j < kBins; ++j) outside += hist[static_cast<size_t>(j)];
+    for (int j = 0; j < k; ++j) {
+      p[static_cast<size_t>(j)] = hist[static_cast<size_t>(j)] + (j == k - 1 ? outside : 0);
+      level[static_cast<size_t>(j)] = f.quantize((j + 0.5) * amax / kBins / scale);
+    }
+    // Q: the histogram below t without the folded tail, merged over the bins that quantize to one
+    // level (consecutive runs) and spread evenly over the run's non-empty bins. KL(P || Q) then
+    // charges both the rounding inside [0, t) and the clipped tail folded into P's last bin.
+    double p_total = 0, q_total = 0;
+    for (int begin = 0; begin < k;) {
+      int end = begin, nonempty = 0;
+      double mass = 0;
+      while (end < k && level[static_cast<size_t>(end)] == level[static_cast<size_t>(begin)]) {
+        mass += hist[static_cast<size_t>(end)];
+        nonempty += hist[static_cast<size_t>(end)] > 0;
+        ++end;
+      }
+      for (int j = begin; j < end; ++j) q[static_cast<size_t>(j)] = hist[static_cast<size_t>(j)] > 0 ? mass / nonempty : 0.0;
+      begin = end;
+    }
+    for (int j = 0; j < k; ++j) {
+      p_total += p[static_cast<size_t>(j)];
+      q_total += q[static_cast<size_t>(j)];
+    }
+    if (!(p_total > 0) || !(q_total > 0)) continue;
+    double kl = 0;
+    for (int j = 0; j < k; ++j) {
+      const double pj = p[static_cast<size_t>(j)] / p_total;
+      if (pj <= 0) continue;
+      const double qj = std::max(q[static_cast<size_t>(j)] / q_total, 1e-12);  // an empty Q bin where P has the tail
+      kl += pj * std::log(pj / qj);
+    }
+    if (kl < best_kl) {
+      best_kl = kl;
+      best = t;
+    }
+  }
+  return best;
+}
+
 QuantParams Quantizer::compute_params() const { return params_from_stats(); }
 
 QuantParams Quantizer::params_from_stats() const {
@@ -116,8 +173,14 @@ QuantParams Quantizer::params_from_stats() const {
     if (c_.symmetric) {
       double amax = std::max(-lo, hi);
       if (c_.observer == ObserverKind::Mse && !s.samples.empty()) amax = mse_threshold(s, amax);
+      if (c_.observer == ObserverKind::Entropy && !s.samples.empty()) amax = entropy_threshold(s, amax);
       p.scale.push_back(scale_for(amax, qmax));
     } else {
+      if (c_.observer == ObserverKind::Entropy && !s.samples.empty()) {
+        const double t = entropy_threshold(s, std::max(-lo, hi));
+        lo = std::max(lo, -t);
+        hi = std::min(hi, t);
+      }
       // In float32 steps, as ONNX DynamicQuantizeLinear: scale = (hi - lo) / (qmax - qmin),
       // zero point = round(clamp(qmin - lo / scale)).
       const float scale = scale_for(static_cast<float>(hi) - static_cast<float>(lo), qmax - qmin);

@@ -17,7 +17,9 @@
 namespace lowbit {
 
 enum class Granularity : uint8_t { Tensor, Channel, Group, Token };
-enum class ObserverKind : uint8_t { MinMax, Percentile, Mse, Running };
+// Entropy: the clipping threshold whose quantized histogram is nearest the float one in
+// Kullback-Leibler divergence (TensorRT's calibration, on the format's own grid).
+enum class ObserverKind : uint8_t { MinMax, Percentile, Mse, Running, Entropy };
 // Where the scale is stored: float32, any power of two, OCP E8M0, or E4M3 (as NVFP4's block scales).
 enum class ScaleStorage : uint8_t { Fp32, Pow2, E8M0, E4M3 };
 
@@ -82,6 +84,7 @@ class Quantizer {
   };
   QuantParams params_from_stats() const;
   double mse_threshold(const SliceStats& s, double amax) const;
+  double entropy_threshold(const SliceStats& s, double amax) const;
   float scale_for(double range, double grid_span) const;
 
   QuantizerConfig c_;
