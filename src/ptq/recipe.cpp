@@ -71,7 +71,7 @@ std::optional<QuantizerConfig> build_config(const json& spec, TensorRole role, i
   }
   if (std::string o = get_string(spec, "observer", where); !o.empty()) {
     auto parsed = parse_observer(o);
-    if (!parsed) throw std::runtime_error(fmt::format("{}: observer '{}' is not one of minmax, percentile, mse, running", where, o));
+    if (!parsed) throw std::runtime_error(fmt::format("{}: observer '{}' is not one of minmax, percentile, mse, running, entropy", where, o));
     c.observer = *parsed;
   }
   if (spec.contains("percentile")) {
@@ -109,13 +109,17 @@ QuantRecipe QuantRecipe::from_json(const nlohmann::json& j) {
     for (size_t k = 0; k < j["layers"].size(); ++k) {
       const json& l = j["layers"][k];
       std::string where = fmt::format("recipe.layers[{}]", k);
-      check_keys(l, {"op", "name", "position", "weights", "activations"}, where);
+      check_keys(l, {"op", "name", "position", "depthwise", "weights", "activations"}, where);
       LayerRule rule;
       rule.op = get_string(l, "op", where);
       rule.name = get_string(l, "name", where);
       rule.position = get_string(l, "position", where);
       if (!rule.position.empty() && rule.position != "first" && rule.position != "last")
         throw std::runtime_error(fmt::format("{}: position must be 'first' or 'last'", where));
+      if (l.contains("depthwise")) {
+        if (!l["depthwise"].is_boolean()) throw std::runtime_error(fmt::format("{}: depthwise must be true or false", where));
+        rule.depthwise = l["depthwise"].get<bool>();
+      }
       if (l.contains("weights")) rule.weights = normalize_spec(l["weights"], where + ".weights");
       if (l.contains("activations")) rule.activations = normalize_spec(l["activations"], where + ".activations");
       r.layers_.push_back(std::move(rule));
@@ -227,6 +231,7 @@ std::optional<QuantizerConfig> QuantRecipe::config_for(const Node& n, TensorRole
     if (!rule.name.empty() && rule.name != n.name) continue;
     if (rule.position == "first" && !first) continue;
     if (rule.position == "last" && !last) continue;
+    if (rule.depthwise && *rule.depthwise != (n.op_type == "Conv" && n.i("group", 1) > 1)) continue;
     const auto& o = role == TensorRole::Weight ? rule.weights : rule.activations;
     if (o) spec.update(*o);
   }

@@ -8,7 +8,8 @@
 //   "activations": {"format": "int8", "observer": "percentile", "percentile": 99.99},
 //   "layers": [ {"op": "Gemm", "weights": {"format": "int4"}},
 //               {"name": "conv1", "activations": "float"},
-//               {"position": "first", "weights": {"format": "int8"}} ],
+//               {"position": "first", "weights": {"format": "int8"}},
+//               {"depthwise": true, "weights": {"format": "int8"}} ],
 //   "calibration": {"images": 256}    (default: every image of the calibration set)
 //   "passes": [ {"name": "cross_layer_equalization"}, {"name": "bias_correction"} ]
 // }
@@ -45,6 +46,7 @@ struct PassSpec {
 
 struct LayerRule {
   std::string op, name, position;  // empty = any
+  std::optional<bool> depthwise;    // true: grouped convolutions only; false: all other layers
   std::optional<nlohmann::json> weights, activations;
 };
 
