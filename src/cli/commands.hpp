@@ -9,7 +9,8 @@ void add_sqnr_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
-void add_quantize_command(CLI::App& app);
+void add_cost_command(CLI::App& app);
 void add_llm_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
 
 }  // namespace lowbit::cli

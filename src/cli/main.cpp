@@ -15,8 +15,9 @@ int main(int argc, char** argv) {
   lowbit::cli::add_eval_command(app);
   lowbit::cli::add_run_command(app);
   lowbit::cli::add_bench_command(app);
-  lowbit::cli::add_quantize_command(app);
+  lowbit::cli::add_cost_command(app);
   lowbit::cli::add_llm_command(app);
+  lowbit::cli::add_quantize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
