@@ -139,7 +139,12 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
     o.relu6_to_relu = p->flag("relu6_to_relu", o.relu6_to_relu);
     result.equalization = equalize_cross_layer(g, o);
   }
-  const Graph reference = g;  // float, BN folded (and equalized): what the later passes aim at
+  if (const PassSpec* p = recipe.pass("smoothquant")) {
+    SmoothQuantOptions o;
+    o.alpha = p->number("alpha", o.alpha);
+    result.smooth_quant = smooth_quant(g, calibration_batches(), o, threads);
+  }
+  const Graph reference = g;  // float, BN folded (equalized, smoothed): what the later passes aim at
   std::vector<size_t> layers;
   for (size_t k = 0; k < g.nodes.size(); ++k)
     if (is_layer(g.nodes[k])) layers.push_back(k);

@@ -190,6 +190,7 @@ const std::map<std::string, std::vector<std::string>>& QuantRecipe::pass_paramet
       {"bias_correction", {"images"}},
       {"gptq", {"damp", "block_size", "act_order"}},
       {"adaround", {"iterations", "batch_rows", "learning_rate", "reg_weight"}},
+      {"smoothquant", {"alpha"}},
   };
   return known;
 }

@@ -11,6 +11,7 @@
 #include "lowbit/ptq/bias_correction.hpp"
 #include "lowbit/ptq/equalize.hpp"
 #include "lowbit/ptq/recipe.hpp"
+#include "lowbit/ptq/smooth_quant.hpp"
 
 namespace lowbit {
 
@@ -34,6 +35,7 @@ struct QuantizeGraphResult {
   Graph reference;  // the float graph the quantized one approximates: BN folded, equalized if asked
   std::vector<LayerQuantReport> layers;
   std::optional<EqualizeReport> equalization;
+  std::optional<SmoothQuantReport> smooth_quant;
   std::optional<BiasCorrectionReport> bias_correction;
 };
 
