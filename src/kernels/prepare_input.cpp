@@ -111,7 +111,8 @@ float quantize_activations_int8(std::span<const float> x, std::span<int8_t> q) {
     std::fill(q.begin(), q.end(), int8_t{0});
     return std::numeric_limits<float>::quiet_NaN();
   }
-  const float scale = amax > 0 ? amax / 127.0f : 1.0f;
+  // amax / 127 underflows to 0 below 63.5 subnormal steps: the smallest positive scale keeps x / s finite.
+  const float scale = amax > 0 ? std::max(amax / 127.0f, std::numeric_limits<float>::denorm_min()) : 1.0f;
   size_t i = has_avx2() ? quantize_avx2(x.data(), q.data(), n, scale) : 0;
   for (; i < n; ++i) q[i] = quantize_one(x[i], scale);
   std::fill(q.begin() + static_cast<std::ptrdiff_t>(n), q.end(), int8_t{0});

@@ -29,6 +29,7 @@ EvalResult evaluate_config(const LlamaModel& m, std::span<const int> tokens, con
   const auto t0 = std::chrono::steady_clock::now();
   const auto windows = perplexity_windows(tokens, setup.window);
   const int64_t n = static_cast<int64_t>(windows.size());
+  if (n == 0) throw std::invalid_argument(fmt::format("evaluate: {} token(s) make no window to score (text too short?)", tokens.size()));
   const int64_t calib = std::clamp<int64_t>(setup.calib_windows, 0, n - 1);
   const int64_t held = n - calib;
   const std::span<const std::span<const int>> calib_windows(windows.data() + held, static_cast<size_t>(calib));

@@ -1,7 +1,9 @@
 #include "lowbit/llm/perplexity.hpp"
 
+#include <atomic>
 #include <cmath>
 #include <exception>
+#include <optional>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -26,25 +28,39 @@ PerplexityResult perplexity(const LlamaModel& m, std::span<const int> tokens, co
   const int64_t last = opt.max_windows < 0 ? static_cast<int64_t>(all.size()) : std::min<int64_t>(static_cast<int64_t>(all.size()), first + opt.max_windows);
   if (last <= first) throw std::invalid_argument("perplexity: no window to score (text too short?)");
   std::vector<double> nll(static_cast<size_t>(last - first), 0.0);
+  // An exception must not leave the worksharing loop (the OpenMP runtime would terminate): each
+  // thread catches its own, the first one is rethrown after the team, and the rest of the windows
+  // are skipped.
   std::exception_ptr error;
+  std::atomic<bool> failed{false};
+  auto record_error = [&] {
+#pragma omp critical(lowbit_perplexity_error)
+    if (!error) error = std::current_exception();
+    failed = true;
+  };
   const int threads = std::max(1, opt.threads);
 #pragma omp parallel num_threads(threads)
   {
+    std::optional<Decoder> d;
     try {
-      Decoder d(m, opt.runtime);
+      d.emplace(m, opt.runtime);
+    } catch (...) {
+      record_error();
+    }
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t w = first; w < last; ++w) {
+    for (int64_t w = first; w < last; ++w) {
+      if (failed) continue;
+      try {
         const auto win = all[static_cast<size_t>(w)];
-        d.reset();
-        const auto logits = d.forward(win.first(win.size() - 1));
+        d->reset();
+        const auto logits = d->forward(win.first(win.size() - 1));
         const size_t V = static_cast<size_t>(m.config.vocab_size);
         double sum = 0;
         for (size_t i = 0; i + 1 < win.size(); ++i) sum -= log_probability(logits.subspan(i * V, V), win[i + 1]);
         nll[static_cast<size_t>(w - first)] = sum;
+      } catch (...) {
+        record_error();
       }
-    } catch (...) {
-#pragma omp critical
-      error = std::current_exception();
     }
   }
   if (error) std::rethrow_exception(error);

@@ -21,6 +21,7 @@ Sampler::Sampler(SamplerOptions o) : o_(o), rng_(o.seed) {
 }
 
 int Sampler::sample(std::span<const float> logits) {
+  if (logits.empty()) throw std::invalid_argument("sampling from no logits");
   if (o_.temperature == 0) return argmax(logits);
   const size_t n = logits.size();
   probs_.resize(n);

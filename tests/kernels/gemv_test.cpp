@@ -198,6 +198,23 @@ TEST(Gemv, ActivationQuantizationRoundsHalfToEven) {
   EXPECT_EQ(q, (std::vector<int8_t>{127, 0, 2, -2, 126}));
 }
 
+TEST(Gemv, SubnormalActivationsKeepAPositiveScale) {
+  // amax / 127 underflows to 0 for the smallest subnormals: the scale must stay positive and every
+  // code within -127..127 (no division by zero, no NaN converted to an integer).
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  std::vector<float> x = {0.0f, tiny, -tiny, 3 * tiny, 0.0f, -2 * tiny};
+  x.resize(40, tiny);
+  std::vector<int8_t> q(x.size());
+  const float s = quantize_activations_int8(x, q);
+  EXPECT_GT(s, 0.0f);
+  for (size_t i = 0; i < x.size(); ++i) {
+    ASSERT_GE(q[i], -127) << i;
+    ASSERT_LE(q[i], 127) << i;
+    ASSERT_EQ(q[i] == 0, x[i] == 0.0f) << i;
+    ASSERT_EQ(q[i] < 0, x[i] < 0.0f) << i;
+  }
+}
+
 TEST(Gemv, KernelChoice) {
   const std::vector<std::string> isas = available_kernel_isas();
   ASSERT_FALSE(isas.empty());

@@ -227,6 +227,24 @@ TEST(Decoder, SamplerDistribution) {
   EXPECT_THROW(Sampler({-1.0f, 0.9f, 1}), std::invalid_argument);
 }
 
+TEST(Decoder, SamplerRefusesEmptyLogits) {
+  Sampler s({1.0f, 0.9f, 1});
+  EXPECT_THROW(s.sample({}), std::invalid_argument);
+}
+
+TEST(Decoder, PerplexityErrorInAParallelWindowIsRethrown) {
+  // A token id outside the vocabulary in the third of several windows scored by two threads: the
+  // decoder's exception reaches the caller (no terminate, no hang).
+  const auto& f = fixture();
+  std::vector<int> tokens(41, 5);
+  tokens[0] = Tokenizer::kBos;
+  tokens[25] = 512;
+  PerplexityOptions o;
+  o.window = 8;
+  o.threads = 2;
+  EXPECT_THROW(perplexity(f.model, tokens, o), std::out_of_range);
+}
+
 TEST(Decoder, RefusesPositionsBeyondTheContextAndBadTokens) {
   const auto& f = fixture();
   Decoder d(f.model);

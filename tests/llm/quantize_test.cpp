@@ -115,6 +115,15 @@ TEST(QuantizedPerplexity, SaneOrdering) {
   EXPECT_LT(std::fabs(ppl("w=int8;a=int8;smooth=0.5") / fp32 - 1), 0.01);
 }
 
+TEST(QuantizedPerplexity, TextTooShortIsRefused) {
+  // No window to score: a clear error, also for configurations that calibrate on the text.
+  EvalSetup s;
+  s.window = 8;
+  const std::vector<int> one_token = {Tokenizer::kBos};
+  for (const char* config : {"", "w=int4;group=32;method=gptq"})
+    EXPECT_THROW(evaluate_config(fixture().model, one_token, parse_quant_config(config), s), std::invalid_argument) << config;
+}
+
 TEST(QuantizedPerplexity, BlockAndBitmodFormatsRun) {
   const double fp32 = ppl("");
   for (const char* c : {"w=mxfp4", "w=nvfp4", "w=bitmod_fp4", "sparsity=2:4;prune=sparsegpt;w=int8"}) {

@@ -39,7 +39,8 @@ std::vector<std::string> available_kernel_isas();
 void force_kernel_isa(std::string_view isa);
 
 // Dynamic int8 quantization of one activation vector as gemm() does it: q = clamp(round(x / s),
-// -127, 127) with s = amax / 127 (s = 1 for an all-zero vector). Returns s.
+// -127, 127) with s = amax / 127 (s = 1 for an all-zero vector; the smallest subnormal where
+// amax / 127 underflows to 0). Returns s.
 float quantize_activations_int8(std::span<const float> x, std::span<int8_t> q);
 
 }  // namespace lowbit::kernels

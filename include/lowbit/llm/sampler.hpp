@@ -32,7 +32,7 @@ struct SamplerOptions {
 class Sampler {
  public:
   explicit Sampler(SamplerOptions o);  // throws std::invalid_argument on a negative temperature or top_p <= 0
-  int sample(std::span<const float> logits);
+  int sample(std::span<const float> logits);  // throws std::invalid_argument for no logits
 
  private:
   SamplerOptions o_;
