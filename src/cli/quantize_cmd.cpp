@@ -2,6 +2,7 @@
 // calibration data) and writes OUT.qonnx.onnx and, where every quantizer is an 8-bit integer,
 // OUT.qdq.onnx; prints a per-layer summary.
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -77,6 +78,7 @@ void run(const QuantizeOptions& o) {
              before.empty() ? "" : "; RTN = the same recipe without its passes");
 
   // Each export gets a copy of the model card, so that `lowbit eval EXPORT` finds its data.
+  if (auto dir = std::filesystem::path(o.out).parent_path(); !dir.empty()) std::filesystem::create_directories(dir);
   auto save_with_card = [&](const Graph& graph, const std::string& path) {
     save_onnx(graph, path);
     std::ofstream(path + ".card.json") << card_for_copy(*card, path);
