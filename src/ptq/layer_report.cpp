@@ -13,17 +13,26 @@ namespace lowbit {
 
 namespace {
 
-std::map<std::string, std::vector<float>> collect(const Graph& g, const std::set<std::string>& names, const Tensor& batch, int threads) {
-  std::map<std::string, std::vector<float>> out;
-  Session s(g, SessionOptions{threads, false});  // unfused: every layer output exists
-  s.set_value_hook(names, [&](const std::string& name, const Tensor& t) {
-    if (t.dtype() != DType::F32) return;
-    const Tensor plain = t.channels_last() ? to_plain(t) : t;
-    out[name].assign(plain.data<float>(), plain.data<float>() + plain.size());
-  });
-  s.run(batch);
-  return out;
-}
+// Runs a graph unfused (every layer output exists) and keeps the named values of the last batch.
+class ValueRecorder {
+ public:
+  ValueRecorder(const Graph& g, const std::set<std::string>& names, int threads) : session_(g, SessionOptions{threads, false}) {
+    session_.set_value_hook(names, [this](const std::string& name, const Tensor& t) {
+      if (t.dtype() != DType::F32) return;
+      const Tensor plain = t.channels_last() ? to_plain(t) : t;
+      values_[name].assign(plain.data<float>(), plain.data<float>() + plain.size());
+    });
+  }
+  const std::map<std::string, std::vector<float>>& run(const Tensor& batch) {
+    values_.clear();
+    session_.run(batch);
+    return values_;
+  }
+
+ private:
+  Session session_;
+  std::map<std::string, std::vector<float>> values_;
+};
 
 std::string number_or_dash(const std::map<std::string, double>& m, const std::string& key) {
   auto it = m.find(key);
@@ -37,9 +46,10 @@ std::map<std::string, double> relative_output_errors(const Graph& reference, con
                                                      int threads) {
   std::set<std::string> names(outputs.begin(), outputs.end());
   std::map<std::string, std::pair<double, double>> sums;  // error, signal
+  ValueRecorder float_values(reference, names, threads), quantized_values(quantized, names, threads);
   for (const Tensor& b : batches) {
-    auto f = collect(reference, names, b, threads);
-    auto q = collect(quantized, names, b, threads);
+    const auto& f = float_values.run(b);
+    const auto& q = quantized_values.run(b);
     for (const std::string& name : outputs) {
       auto fi = f.find(name), qi = q.find(name);
       if (fi == f.end() || qi == q.end() || fi->second.size() != qi->second.size()) continue;
