@@ -14,6 +14,7 @@
 #include "lowbit/eval/model_card.hpp"
 #include "lowbit/graph/onnx_io.hpp"
 #include "src/cli/commands.hpp"
+#include "src/cli/quantization_options.hpp"
 
 namespace lowbit::cli {
 namespace {
@@ -58,13 +59,7 @@ class InputDump {
 
 void run(const EvalOptions& o) {
   // Everything that can be refused is checked before the long work starts.
-  std::optional<QuantRecipe> recipe;
-  if (!o.recipe.empty()) {
-    if (o.weights != "float" || o.activations != "float") throw std::runtime_error("give either --recipe or --w / --a, not both");
-    recipe = QuantRecipe::from_file(o.recipe);
-  } else if (o.weights != "float" || o.activations != "float") {
-    recipe = QuantRecipe::from_formats(o.weights, o.activations);
-  }
+  std::optional<QuantRecipe> recipe = recipe_from_options(o.recipe, o.weights, o.activations);
   Graph g = load_onnx(o.model);
   std::optional<ModelCard> card = find_model_card(o.model);
   std::string data_dir = !o.data.empty() ? o.data : card ? card->eval_data : "";
@@ -74,23 +69,18 @@ void run(const EvalOptions& o) {
   Preprocess pre = card->preprocess_for(data_dir);
 
   std::string mode = "fp32";
-  std::optional<ImageDataset> calib;
+  std::optional<CalibrationSource> calib;
   if (recipe || o.exclude_calibration) {
-    if (!o.calib.empty()) {
-      calib = auto_detect(o.calib);
-    } else {
-      calib = calibration_set(*card);
-    }
+    calib = calibration_source(*card, o.calib);
     size_t before = data.size();
-    data = without(data, *calib);
+    data = without(data, calib->images);
     if (data.size() != before)
       fmt::print("{} of the evaluation images are calibration images: evaluating on the other {}\n", before - data.size(), data.size());
   }
   if (o.limit && o.limit < data.size()) data = spread_subset(data, o.limit);
   if (recipe) {
-    const std::string calib_dir = !o.calib.empty() ? o.calib : card->calibration_data;
-    size_t calib_images = std::min(recipe->calibration_images().value_or(calib->size()), calib->size());
-    CalibrationFeed feed = calibration_feed(*calib, card->preprocess_for(calib_dir), calib_images, o.batch, o.threads);
+    size_t calib_images = std::min(recipe->calibration_images().value_or(calib->images.size()), calib->images.size());
+    CalibrationFeed feed = calibration_feed(calib->images, calib->preprocess, calib_images, o.batch, o.threads);
     auto t0 = std::chrono::steady_clock::now();
     QuantizeGraphResult q = quantize_graph(std::move(g), *recipe, feed, o.threads);
     fmt::print("quantized {} layers, calibrated on {} images in {:.1f} s\n", q.layers.size(), calib_images,

@@ -16,6 +16,7 @@
 #include "lowbit/ptq/export.hpp"
 #include "lowbit/ptq/layer_report.hpp"
 #include "src/cli/commands.hpp"
+#include "src/cli/quantization_options.hpp"
 
 namespace lowbit::cli {
 namespace {
@@ -26,15 +27,6 @@ struct QuantizeOptions {
   size_t error_images = 64;
 };
 
-std::optional<QuantRecipe> recipe_from(const std::string& file, const std::string& weights, const std::string& activations) {
-  if (!file.empty()) {
-    if (weights != "float" || activations != "float") throw std::runtime_error("give either --recipe or --w / --a, not both");
-    return QuantRecipe::from_file(file);
-  }
-  if (weights != "float" || activations != "float") return QuantRecipe::from_formats(weights, activations);
-  return std::nullopt;
-}
-
 // The recipe without its passes: the round-to-nearest baseline the summary compares with.
 QuantRecipe without_passes(const QuantRecipe& r) {
   nlohmann::json j = r.to_json();
@@ -43,21 +35,21 @@ QuantRecipe without_passes(const QuantRecipe& r) {
 }
 
 void run(const QuantizeOptions& o) {
-  std::optional<QuantRecipe> recipe = recipe_from(o.recipe, o.weights, o.activations);
+  std::optional<QuantRecipe> recipe = recipe_from_options(o.recipe, o.weights, o.activations);
   if (!recipe) throw std::runtime_error("give a recipe (--recipe R.json) or formats (--w / --a)");
   Graph g = load_onnx(o.model);
   std::optional<ModelCard> card = find_model_card(o.model);
   if (!card) throw std::runtime_error(fmt::format("{}: no model card (write {}.card.json) to say how to preprocess", o.model, o.model));
-  const std::string calib_dir = !o.calib.empty() ? o.calib : card->calibration_data;
-  ImageDataset calib = !o.calib.empty() ? auto_detect(o.calib) : calibration_set(*card);
-  const Preprocess pre = card->preprocess_for(calib_dir);
+  const CalibrationSource source = calibration_source(*card, o.calib);
+  const ImageDataset& calib = source.images;
+  const Preprocess& pre = source.preprocess;
   size_t images = std::min(recipe->calibration_images().value_or(calib.size()), calib.size());
   CalibrationFeed feed = calibration_feed(calib, pre, images, o.batch, o.threads);
 
   auto t0 = std::chrono::steady_clock::now();
   QuantizeGraphResult q = quantize_graph(g, *recipe, feed, o.threads);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  fmt::print("quantized {} layers of {}, calibrated on {} images from {} in {:.1f} s\n", q.layers.size(), o.model, images, calib_dir,
+  fmt::print("quantized {} layers of {}, calibrated on {} images from {} in {:.1f} s\n", q.layers.size(), o.model, images, source.dir,
              seconds);
 
   // Output errors on a few calibration images: after the recipe, and with round-to-nearest alone.
