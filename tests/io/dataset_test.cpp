@@ -18,10 +18,6 @@
 #include "lowbit/io/dataset.hpp"
 #include "lowbit/io/image.hpp"
 
-#ifndef LOWBIT_SHARED_DATA
-#define LOWBIT_SHARED_DATA "../shared/data"
-#endif
-
 namespace lowbit {
 namespace {
 

@@ -18,10 +18,6 @@
 #include "lowbit/ptq/adaround.hpp"
 #include "lowbit/runtime/session.hpp"
 
-#ifndef LOWBIT_SHARED_DATA
-#define LOWBIT_SHARED_DATA "../shared/data"
-#endif
-
 namespace lowbit {
 namespace {
 

@@ -9,10 +9,6 @@
 #include "lowbit/graph/passes.hpp"
 #include "lowbit/ptq/quantize_graph.hpp"
 
-#ifndef LOWBIT_SHARED_DATA
-#define LOWBIT_SHARED_DATA "../shared/data"
-#endif
-
 namespace lowbit {
 namespace {
 

@@ -17,10 +17,6 @@
 #include "lowbit/quant/quantizer.hpp"
 #include "lowbit/runtime/session.hpp"
 
-#ifndef LOWBIT_SHARED_DATA
-#define LOWBIT_SHARED_DATA "../shared/data"
-#endif
-
 namespace lowbit {
 namespace {
 

@@ -17,10 +17,6 @@
 #include "lowbit/ptq/quantize_graph.hpp"
 #include "lowbit/runtime/session.hpp"
 
-#ifndef LOWBIT_SHARED_DATA
-#define LOWBIT_SHARED_DATA "../shared/data"
-#endif
-
 namespace lowbit {
 namespace {
 

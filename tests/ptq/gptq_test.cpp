@@ -22,10 +22,6 @@
 #include "lowbit/graph/passes.hpp"
 #include "lowbit/runtime/session.hpp"
 
-#ifndef LOWBIT_SHARED_DATA
-#define LOWBIT_SHARED_DATA "../shared/data"
-#endif
-
 namespace lowbit {
 namespace {
 

@@ -11,10 +11,6 @@
 #include "lowbit/ptq/quantize_graph.hpp"
 #include "lowbit/ptq/smooth_quant.hpp"
 
-#ifndef LOWBIT_SHARED_DATA
-#define LOWBIT_SHARED_DATA "../shared/data"
-#endif
-
 namespace lowbit {
 namespace {
 

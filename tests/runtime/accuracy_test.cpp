@@ -8,10 +8,6 @@
 #include "lowbit/eval/model_card.hpp"
 #include "lowbit/graph/onnx_io.hpp"
 
-#ifndef LOWBIT_SHARED_DATA
-#define LOWBIT_SHARED_DATA "../shared/data"
-#endif
-
 namespace lowbit {
 namespace {
 

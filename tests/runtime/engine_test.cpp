@@ -17,10 +17,6 @@
 #include "lowbit/runtime/session.hpp"
 #include "lowbit/runtime/shape_inference.hpp"
 
-#ifndef LOWBIT_SHARED_DATA
-#define LOWBIT_SHARED_DATA "../shared/data"
-#endif
-
 namespace lowbit {
 namespace {
 
