@@ -102,6 +102,17 @@ std::string qonnx_rounding(std::optional<Rounding> r) {
 // The weight a FakeQuant reads, or nullptr for an activation.
 const Tensor* constant_input(const Graph& g, const Node& n) { return g.initializer(n.inputs.at(0)); }
 
+// An int8 / uint8 tensor of integer values (codes or zero points).
+template <class V>
+Tensor codes_tensor(DType type, const Shape& shape, const std::vector<V>& values) {
+  Tensor t(type, shape);
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (type == DType::I8) t.data<int8_t>()[i] = static_cast<int8_t>(values[i]);
+    else t.data<uint8_t>()[i] = static_cast<uint8_t>(values[i]);
+  }
+  return t;
+}
+
 void drop_unread_initializers(Graph& g) {
   std::set<std::string> read;
   for (const Node& n : g.nodes)
@@ -233,17 +244,9 @@ Graph to_qdq(const Graph& src) {
       return name;
     };
     // Per-channel scales and zero points are 1-D along `axis`; per-tensor ones are scalars.
-    auto vector_or_scalar = [&](const std::vector<float>& v, DType type) {
-      Tensor t(type, v.size() == 1 ? Shape{} : Shape{static_cast<int64_t>(v.size())});
-      for (size_t i = 0; i < v.size(); ++i) {
-        if (type == DType::F32) t.data<float>()[i] = v[i];
-        else if (type == DType::I8) t.data<int8_t>()[i] = static_cast<int8_t>(v[i]);
-        else t.data<uint8_t>()[i] = static_cast<uint8_t>(v[i]);
-      }
-      return t;
-    };
-    std::string scale = add("scale", vector_or_scalar(s.scale, DType::F32));
-    std::string zero = add("zero_point", vector_or_scalar(zp, code_type));
+    auto vector_or_scalar = [](const std::vector<float>& v) { return v.size() == 1 ? Shape{} : Shape{static_cast<int64_t>(v.size())}; };
+    std::string scale = add("scale", Tensor::from<float>(vector_or_scalar(s.scale), s.scale));
+    std::string zero = add("zero_point", codes_tensor(code_type, vector_or_scalar(zp), zp));
     Node dq;
     dq.op_type = "DequantizeLinear";
     dq.name = n.name + "_dequantize";
@@ -254,12 +257,7 @@ Graph to_qdq(const Graph& src) {
       q.set_params(QuantParams{s.scale, s.zero_point});
       std::vector<int32_t> codes(static_cast<size_t>(w->size()));
       q.quantize_to_integers(w->span<float>(), codes, w->shape());
-      Tensor t(code_type, w->shape());
-      for (size_t i = 0; i < codes.size(); ++i) {
-        if (code_type == DType::I8) t.data<int8_t>()[i] = static_cast<int8_t>(codes[i]);
-        else t.data<uint8_t>()[i] = static_cast<uint8_t>(codes[i]);
-      }
-      dq.inputs = {add("codes", std::move(t)), scale, zero};
+      dq.inputs = {add("codes", codes_tensor(code_type, w->shape(), codes)), scale, zero};
     } else {
       Node ql;
       ql.op_type = "QuantizeLinear";
