@@ -75,7 +75,9 @@ TEST(ResultStore, PointsRoundTripAndKeysAreUnique) {
   ASSERT_EQ(points.size(), 5u);
   for (int i = 0; i < 5; ++i) {
     expect_same(points[static_cast<size_t>(i)], sample_point(i));
-    if (i) EXPECT_GT(points[static_cast<size_t>(i)].id, points[static_cast<size_t>(i) - 1].id);
+    if (i) {
+      EXPECT_GT(points[static_cast<size_t>(i)].id, points[static_cast<size_t>(i) - 1].id);
+    }
   }
   EXPECT_TRUE(std::isnan(points[1].dsp));
   EXPECT_EQ(r.meta("space").value(), R"({"a": 1})");
