@@ -12,5 +12,6 @@ void add_bench_command(CLI::App& app);
 void add_cost_command(CLI::App& app);
 void add_llm_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
+void add_explore_command(CLI::App& app);
 
 }  // namespace lowbit::cli

@@ -91,9 +91,12 @@ ModelCost model_cost(const Graph& g, const ModelCostOptions& o, const CostModel&
       if (a_const && !b_const) l.input_elements = product(w);
     }
     l.macs = l.outputs * l.dot_length;
-    l.weight_format = two_activations ? o.activation : o.weight;
-    l.activation_format = o.activation;
-    const MacConfig c = make_mac_config(l.weight_format, o.activation, static_cast<uint64_t>(std::max<int64_t>(1, l.dot_length)));
+    LayerFormats formats{o.weight, o.activation};
+    if (o.layer_formats)
+      if (std::optional<LayerFormats> f = o.layer_formats(n)) formats = *f;
+    l.weight_format = two_activations ? formats.activation : formats.weight;
+    l.activation_format = formats.activation;
+    const MacConfig c = make_mac_config(l.weight_format, l.activation_format, static_cast<uint64_t>(std::max<int64_t>(1, l.dot_length)));
     l.acc_bits = plan_accumulator(c).bits;
     l.unit = model.predict(c, o.use_dsp);
     l.units = o.parallelism.per_channel ? l.out_channels : std::min(o.parallelism.units, l.outputs);

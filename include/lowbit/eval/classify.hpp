@@ -34,6 +34,17 @@ struct ClassifyResult {
 // max(label)+1 classes.
 ClassifyResult evaluate_classifier(Session& s, const ImageDataset& data, const Preprocess& p, const ClassifyOptions& o);
 
+// A preprocessed batch kept in memory, for evaluating many graphs on the same images.
+struct PreparedBatch {
+  Tensor input;
+  std::vector<int> labels;
+};
+// Decodes and preprocesses the whole set once.
+std::vector<PreparedBatch> prepare_batches(const ImageDataset& data, const Preprocess& p, int batch, int threads);
+ClassifyResult evaluate_classifier(Session& s, const std::vector<PreparedBatch>& batches, const ClassifyOptions& o);
+// A calibration feed that hands out batches decoded once (see calibration_feed).
+CalibrationFeed prepared_feed(std::vector<Tensor> batches);
+
 // Batches of up to `images` samples of `data` (evenly spread over the set when it holds more).
 CalibrationFeed calibration_feed(const ImageDataset& data, const Preprocess& p, size_t images, int batch, int threads);
 

@@ -14,6 +14,8 @@
 //     once, so the initiation interval is the slowest layer's cycles.
 // A MatMul without a constant operand multiplies two activations (activation x activation MACs).
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,8 +31,14 @@ struct Parallelism {
 // "channel" or a positive integer; throws std::invalid_argument otherwise.
 Parallelism parse_parallelism(const std::string& text);
 
+struct LayerFormats {
+  std::string weight, activation;
+};
+
 struct ModelCostOptions {
   std::string weight = "int8", activation = "int8";
+  // Formats of one layer where they differ from weight / activation (e.g. a recipe's layer rules).
+  std::function<std::optional<LayerFormats>(const Node&)> layer_formats;
   Parallelism parallelism;
   bool use_dsp = true;
 };
