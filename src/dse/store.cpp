@@ -32,7 +32,18 @@ CREATE TABLE IF NOT EXISTS points(
   lut REAL, ff REAL, carry REAL, dsp REAL,
   quantize_seconds REAL, eval_seconds REAL,
   lowbit_version TEXT, host TEXT, finished_at TEXT, rank INTEGER);
+CREATE TABLE IF NOT EXISTS llm_points(
+  id INTEGER PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE,
+  model TEXT NOT NULL,
+  name TEXT NOT NULL,
+  config TEXT NOT NULL,
+  weight_bits REAL, perplexity REAL, held_out_perplexity REAL, tokens INTEGER, seconds REAL,
+  lowbit_version TEXT, host TEXT, finished_at TEXT);
 )sql";
+
+constexpr const char* kLlmColumns =
+    "key, model, name, config, weight_bits, perplexity, held_out_perplexity, tokens, seconds, lowbit_version, host, finished_at";
 
 [[noreturn]] void fail(sqlite3* db, const std::string& path, const std::string& what) {
   throw std::runtime_error(fmt::format("{}: {}: {}", path, what, db ? sqlite3_errmsg(db) : "out of memory"));
@@ -277,6 +288,41 @@ size_t ResultStore::size() const {
   Statement s(db_, path_, "SELECT count(*) FROM points");
   s.step();
   return static_cast<size_t>(s.integer(0));
+}
+
+bool ResultStore::contains_llm(const std::string& key) const {
+  Statement s(db_, path_, "SELECT 1 FROM llm_points WHERE key = ?");
+  s.bind(1, key);
+  return s.step();
+}
+
+bool ResultStore::insert_llm(const LlmPointResult& p) {
+  Statement s(db_, path_, fmt::format("INSERT OR IGNORE INTO llm_points({}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", kLlmColumns));
+  int i = 0;
+  for (const std::string* t : {&p.key, &p.model, &p.name, &p.config}) s.bind(++i, *t);
+  for (double v : {p.weight_bits, p.perplexity, p.held_out_perplexity}) s.bind(++i, v);
+  s.bind(++i, p.tokens);
+  s.bind(++i, p.seconds);
+  for (const std::string* t : {&p.lowbit_version, &p.host, &p.finished_at}) s.bind(++i, *t);
+  s.step();
+  return sqlite3_changes(db_) > 0;
+}
+
+std::vector<LlmPointResult> ResultStore::llm_points() const {
+  Statement s(db_, path_, fmt::format("SELECT id, {} FROM llm_points ORDER BY id", kLlmColumns));
+  std::vector<LlmPointResult> out;
+  while (s.step()) {
+    LlmPointResult p;
+    int i = 0;
+    p.id = s.integer(i++);
+    for (std::string* t : {&p.key, &p.model, &p.name, &p.config}) *t = s.text(i++);
+    for (double* v : {&p.weight_bits, &p.perplexity, &p.held_out_perplexity}) *v = s.real(i++);
+    p.tokens = s.integer(i++);
+    p.seconds = s.real(i++);
+    for (std::string* t : {&p.lowbit_version, &p.host, &p.finished_at}) *t = s.text(i++);
+    out.push_back(std::move(p));
+  }
+  return out;
 }
 
 std::optional<std::string> ResultStore::meta(const std::string& key) const {

@@ -85,6 +85,30 @@ TEST(ResultStore, PointsRoundTripAndKeysAreUnique) {
   EXPECT_EQ(PointResult::from_json(points[3].to_json()).to_json(), points[3].to_json());
 }
 
+TEST(ResultStore, LanguageModelPointsHaveTheirOwnTable) {
+  auto path = fresh_path("llm.db");
+  ResultStore s = ResultStore::open(path.string());
+  LlmPointResult p;
+  p.key = R"({"config":"w=int4;group=128"})";
+  p.model = "stories260K.bin";
+  p.name = "W4 g128 RTN";
+  p.config = "w=int4;group=128";
+  p.weight_bits = 4.25;
+  p.perplexity = 5.9684;
+  p.tokens = 393018;
+  p.seconds = 17.3;
+  EXPECT_TRUE(s.insert_llm(p));
+  EXPECT_FALSE(s.insert_llm(p));
+  EXPECT_TRUE(s.contains_llm(p.key));
+  EXPECT_EQ(s.size(), 0u);  // classification points are a separate table
+  std::vector<LlmPointResult> back = s.llm_points();
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].name, p.name);
+  EXPECT_EQ(back[0].perplexity, p.perplexity);
+  EXPECT_TRUE(std::isnan(back[0].held_out_perplexity));
+  EXPECT_EQ(back[0].tokens, p.tokens);
+}
+
 std::string file_bytes(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);
   return {std::istreambuf_iterator<char>(f), {}};

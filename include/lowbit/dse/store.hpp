@@ -47,6 +47,21 @@ struct PointResult {
   static PointResult from_json(const nlohmann::json& j);
 };
 
+// A language-model point (`lowbit llm sweep --store`): perplexity of one quantization config.
+struct LlmPointResult {
+  std::string key;     // canonical JSON, unique in the store
+  std::string model;   // the checkpoint file as given
+  std::string name;    // the sweep's name for the config ("W4 g128 GPTQ")
+  std::string config;  // the config text (docs/llm.md)
+  double weight_bits = NAN;
+  double perplexity = NAN;          // over every evaluated window
+  double held_out_perplexity = NAN; // over the windows calibration did not use
+  int64_t tokens = 0;               // scored tokens
+  double seconds = 0;
+  std::string lowbit_version, host, finished_at;
+  int64_t id = 0;
+};
+
 class ResultStore {
  public:
   // Opens `path`, creating it when missing. Throws std::runtime_error naming the file when it is
@@ -64,6 +79,10 @@ class ResultStore {
   bool insert(const PointResult& p);
   std::vector<PointResult> points() const;  // in insertion order
   size_t size() const;
+
+  bool contains_llm(const std::string& key) const;
+  bool insert_llm(const LlmPointResult& p);  // false when the key was already stored
+  std::vector<LlmPointResult> llm_points() const;
 
   // Free-form settings of the exploration (the space file, the model, ...).
   std::optional<std::string> meta(const std::string& key) const;
