@@ -13,5 +13,6 @@ void add_cost_command(CLI::App& app);
 void add_llm_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
 void add_explore_command(CLI::App& app);
+void add_report_command(CLI::App& app);
 
 }  // namespace lowbit::cli

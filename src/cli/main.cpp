@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   lowbit::cli::add_llm_command(app);
   lowbit::cli::add_quantize_command(app);
   lowbit::cli::add_explore_command(app);
+  lowbit::cli::add_report_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

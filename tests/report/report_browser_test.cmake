@@ -1,0 +1,75 @@
+# The report test a user would run: `lowbit report DB -o OUT`, then report.html in headless Chromium.
+# The row count comes from the sqlite3 tool, not from lowbit. Needs -DLOWBIT -DDB -DOUT -DTESTS
+# (tests/report, holding node_modules from `npm install --ignore-scripts`, which scripts/setup does).
+function(run_checked out_var)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${ARGN}: exit ${rc}\n${out}\n${err}")
+  endif()
+  set(${out_var} "${out}${err}" PARENT_SCOPE)
+endfunction()
+function(expect_in haystack needle)
+  string(FIND "${haystack}" "${needle}" pos)
+  if(pos EQUAL -1)
+    message(FATAL_ERROR "expected '${needle}' in:\n${haystack}")
+  endif()
+endfunction()
+
+if(NOT EXISTS ${DB})
+  message(FATAL_ERROR "no results store at ${DB}")
+endif()
+find_program(SQLITE3 sqlite3)
+find_program(NODE node)
+set(CHROMIUM /usr/bin/chromium)
+if(NOT SQLITE3 OR NOT NODE OR NOT EXISTS ${CHROMIUM} OR NOT EXISTS ${TESTS}/node_modules/playwright-core)
+  # scripts/setup installs all four; say what is missing rather than fail on a machine without them.
+  message(STATUS "report_browser: SKIPPED: needs sqlite3 (${SQLITE3}), node (${NODE}), ${CHROMIUM} and "
+                 "${TESTS}/node_modules/playwright-core (run scripts/setup, or npm install --ignore-scripts in tests/report)")
+  return()
+endif()
+
+file(REMOVE_RECURSE ${OUT})
+run_checked(out ${LOWBIT} report ${DB} -o ${OUT})
+message(STATUS "${out}")
+expect_in("${out}" "Pareto front, top-1 against LUTs")
+expect_in("${out}" "report.html")
+foreach(f points.csv report.html pareto_lut.svg pareto_lut.png pareto_bit_ops.svg pareto_bit_ops.png pareto_memory.svg pareto_memory.png)
+  if(NOT EXISTS ${OUT}/${f})
+    message(FATAL_ERROR "lowbit report wrote no ${OUT}/${f}")
+  endif()
+endforeach()
+
+run_checked(rows ${SQLITE3} -readonly ${DB} "select count(*) from points")
+string(STRIP "${rows}" rows)
+if(NOT rows MATCHES "^[0-9]+$" OR rows EQUAL 0)
+  message(FATAL_ERROR "sqlite3 counted '${rows}' points in ${DB}")
+endif()
+message(STATUS "${rows} points in ${DB} (sqlite3)")
+
+execute_process(COMMAND ${NODE} ${TESTS}/report_browser_test.mjs ${OUT} ${rows} ${CHROMIUM}
+                WORKING_DIRECTORY ${TESTS} RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "report_browser_test.mjs failed (exit ${rc})")
+endif()
+if(NOT EXISTS ${OUT}/report.png)
+  message(FATAL_ERROR "no screenshot at ${OUT}/report.png")
+endif()
+
+# Refusals, each with a message naming the file, and no report written: a missing file, a file
+# that is not a store, a store of a newer schema, an empty store.
+function(expect_refused db needle)
+  execute_process(COMMAND ${LOWBIT} report ${db} -o ${OUT}/refused RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc EQUAL 0 OR EXISTS ${OUT}/refused)
+    message(FATAL_ERROR "lowbit report ${db}: exit ${rc}, expected a refusal\n${out}${err}")
+  endif()
+  expect_in("${err}" "${db}")
+  expect_in("${err}" "${needle}")
+endfunction()
+expect_refused(${OUT}/missing.db "no such file")
+expect_refused(${OUT}/points.csv "not a lowbit results store")
+run_checked(ignored ${SQLITE3} -readonly ${DB} ".backup '${OUT}/newer.db'")  # a copy that includes the WAL's pages
+run_checked(ignored ${SQLITE3} ${OUT}/newer.db "pragma user_version = 99")
+expect_refused(${OUT}/newer.db "newer")
+run_checked(ignored ${SQLITE3} -readonly ${DB} ".backup '${OUT}/empty.db'")
+run_checked(ignored ${SQLITE3} ${OUT}/empty.db "delete from points")
+expect_refused(${OUT}/empty.db "holds no points")
