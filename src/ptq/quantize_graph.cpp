@@ -20,7 +20,9 @@ namespace lowbit {
 
 namespace {
 
-bool is_layer(const Node& n) { return n.domain.empty() && (n.op_type == "Conv" || n.op_type == "Gemm" || n.op_type == "MatMul"); }
+bool is_layer(const Graph& g, const Node& n) {
+  return n.domain.empty() && (n.op_type == "Conv" || n.op_type == "Gemm" || n.op_type == "MatMul") && !is_hadamard_rotation(g, n);
+}
 
 // Output-channel axis and reduction axis of a layer's weight tensor.
 std::pair<int, int> weight_axes(const Node& n, const Tensor& w) {
@@ -114,7 +116,7 @@ void adaround_layer(const Node& n, const Tensor& w, const LayerInputs& in, Quant
 std::vector<const Node*> quantizable_layers(const Graph& g) {
   std::vector<const Node*> out;
   for (const Node& n : g.nodes)
-    if (is_layer(n)) out.push_back(&n);
+    if (is_layer(g, n)) out.push_back(&n);
   return out;
 }
 
@@ -144,10 +146,11 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
     o.alpha = p->number("alpha", o.alpha);
     result.smooth_quant = smooth_quant(g, calibration_batches(), o, threads);
   }
-  const Graph reference = g;  // float, BN folded (equalized, smoothed): what the later passes aim at
+  if (const PassSpec* p = recipe.pass("hadamard")) result.hadamard = rotate_hadamard(g, hadamard_options(*p));
+  const Graph reference = g;  // float, BN folded (equalized, smoothed, rotated): what the later passes aim at
   std::vector<size_t> layers;
   for (size_t k = 0; k < g.nodes.size(); ++k)
-    if (is_layer(g.nodes[k])) layers.push_back(k);
+    if (is_layer(g, g.nodes[k])) layers.push_back(k);
 
   // Activation quantizers, one per (value, config): the inputs of every layer.
   struct ActQuant {

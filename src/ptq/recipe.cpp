@@ -191,6 +191,7 @@ const std::map<std::string, std::vector<std::string>>& QuantRecipe::pass_paramet
       {"gptq", {"damp", "block_size", "act_order"}},
       {"adaround", {"iterations", "batch_rows", "learning_rate", "reg_weight"}},
       {"smoothquant", {"alpha"}},
+      {"hadamard", {"convolutions", "random_signs", "seed"}},
   };
   return known;
 }

@@ -10,6 +10,7 @@
 #include "lowbit/graph/graph.hpp"
 #include "lowbit/ptq/bias_correction.hpp"
 #include "lowbit/ptq/equalize.hpp"
+#include "lowbit/ptq/hadamard_rotation.hpp"
 #include "lowbit/ptq/recipe.hpp"
 #include "lowbit/ptq/smooth_quant.hpp"
 
@@ -36,10 +37,11 @@ struct QuantizeGraphResult {
   std::vector<LayerQuantReport> layers;
   std::optional<EqualizeReport> equalization;
   std::optional<SmoothQuantReport> smooth_quant;
+  std::optional<HadamardReport> hadamard;
   std::optional<BiasCorrectionReport> bias_correction;
 };
 
-// The layers a recipe applies to, in graph order: Conv, Gemm and MatMul nodes.
+// The layers a recipe applies to, in graph order: Conv, Gemm and MatMul nodes (not Hadamard rotations).
 std::vector<const Node*> quantizable_layers(const Graph& g);
 
 QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const CalibrationFeed& calibration, int threads = 1);

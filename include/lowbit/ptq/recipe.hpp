@@ -14,7 +14,7 @@
 //   "passes": [ {"name": "cross_layer_equalization"}, {"name": "bias_correction"} ]
 // }
 // Passes run in this order whatever order the list gives: graph rewrites (cross_layer_equalization,
-// then smoothquant {alpha}),
+// then smoothquant {alpha}, then hadamard {convolutions, random_signs, seed}),
 // then the weight rounding (round-to-nearest, or gptq / adaround: at most one), then
 // bias_correction.
 // A quantizer spec lists any of: format ("float" = leave in float32), granularity (tensor, channel,
