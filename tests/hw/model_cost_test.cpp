@@ -57,7 +57,7 @@ TEST_F(ResNet20, MacsMatchTheGraphAndTheArchitecture) {
   EXPECT_EQ(from_graph, architecture);
   EXPECT_NEAR(static_cast<double>(architecture) / 1e6, 40.55, 0.01);
 
-  const ModelCost c = model_cost(*graph_, {"int4", "int8", Parallelism{}, true}, CostModel::builtin());
+  const ModelCost c = model_cost(*graph_, {"int4", "int8", Parallelism{}, true, {}}, CostModel::builtin());
   EXPECT_EQ(c.macs, architecture);
   EXPECT_EQ(c.layers.size(), 20u);
   EXPECT_DOUBLE_EQ(c.bit_ops, static_cast<double>(architecture) * 4 * 8);
@@ -66,7 +66,7 @@ TEST_F(ResNet20, MacsMatchTheGraphAndTheArchitecture) {
 }
 
 TEST_F(ResNet20, LayerParallelResourcesAddUp) {
-  const ModelCost c = model_cost(*graph_, {"int4", "int8", Parallelism{}, true}, CostModel::builtin());
+  const ModelCost c = model_cost(*graph_, {"int4", "int8", Parallelism{}, true, {}}, CostModel::builtin());
   // One MAC unit per output channel: 16 + 6 x 16 + 6 x 32 + 6 x 64 + 10.
   EXPECT_EQ(c.units, 16 + 6 * 16 + 6 * 32 + 6 * 64 + 10);
   double lut = 0;
@@ -82,16 +82,35 @@ TEST_F(ResNet20, LayerParallelResourcesAddUp) {
   EXPECT_EQ(c.layers.front().dot_length, 27);
   EXPECT_EQ(c.layers.back().dot_length, 64);
 
-  const ModelCost no_dsp = model_cost(*graph_, {"int4", "int8", Parallelism{}, false}, CostModel::builtin());
+  const ModelCost no_dsp = model_cost(*graph_, {"int4", "int8", Parallelism{}, false, {}}, CostModel::builtin());
   EXPECT_EQ(no_dsp.total.dsp, 0);
   EXPECT_GT(no_dsp.total.lut, c.total.lut);  // the multipliers move into LUTs
 
-  const ModelCost fixed = model_cost(*graph_, {"float8_e4m3fn", "float8_e4m3fn", parse_parallelism("8"), true}, CostModel::builtin());
+  const ModelCost fixed = model_cost(*graph_, {"float8_e4m3fn", "float8_e4m3fn", parse_parallelism("8"), true, {}}, CostModel::builtin());
   EXPECT_EQ(fixed.units, 20 * 8);
   int64_t slowest = 0;
   for (const LayerCost& l : fixed.layers) slowest = std::max(slowest, (l.outputs + 7) / 8 * l.dot_length);
   EXPECT_EQ(fixed.interval_cycles, slowest);
   EXPECT_NE(format_model_cost(fixed).find("initiation interval"), std::string::npos);
+}
+
+TEST_F(ResNet20, LayerFormatsOverrideTheDefaultPerLayer) {
+  const ModelCost int4 = model_cost(*graph_, {"int4", "int8", Parallelism{}, false, {}}, CostModel::builtin());
+  const ModelCost int8 = model_cost(*graph_, {"int8", "int8", Parallelism{}, false, {}}, CostModel::builtin());
+  const std::string first = int4.layers.front().name;
+  ModelCostOptions o{"int4", "int8", Parallelism{}, false, {}};
+  o.layer_formats = [&](const Node& n) -> std::optional<LayerFormats> {
+    if ((n.name.empty() ? n.outputs.at(0) : n.name) == first) return LayerFormats{"int8", "int8"};
+    return std::nullopt;
+  };
+  const ModelCost mixed = model_cost(*graph_, o, CostModel::builtin());
+  EXPECT_EQ(mixed.layers.front().weight_format, "int8");
+  EXPECT_EQ(mixed.layers.back().weight_format, "int4");
+  EXPECT_DOUBLE_EQ(mixed.layers.front().total.lut, int8.layers.front().total.lut);
+  EXPECT_DOUBLE_EQ(mixed.layers.back().total.lut, int4.layers.back().total.lut);
+  EXPECT_DOUBLE_EQ(mixed.bit_ops - int4.bit_ops, static_cast<double>(int4.layers.front().macs) * 4 * 8);
+  EXPECT_GT(mixed.total.lut, int4.total.lut);
+  EXPECT_LT(mixed.total.lut, int8.total.lut);
 }
 
 TEST(Parallelism, ParsesChannelOrACount) {

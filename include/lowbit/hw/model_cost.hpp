@@ -37,10 +37,10 @@ struct LayerFormats {
 
 struct ModelCostOptions {
   std::string weight = "int8", activation = "int8";
-  // Formats of one layer where they differ from weight / activation (e.g. a recipe's layer rules).
-  std::function<std::optional<LayerFormats>(const Node&)> layer_formats;
   Parallelism parallelism;
   bool use_dsp = true;
+  // Formats of one layer where they differ from weight / activation (e.g. a recipe's layer rules).
+  std::function<std::optional<LayerFormats>(const Node&)> layer_formats;
 };
 
 struct LayerCost {
