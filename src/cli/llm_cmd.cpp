@@ -1,6 +1,8 @@
 // `lowbit llm ...`: generate text, perplexity, quantization sweeps, GGUF conversion and decode speed
 // for llama-family checkpoints (llama2.c .bin or GGUF).
 #include <chrono>
+#include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -9,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "lowbit/kernels/gemv.hpp"
 #include "lowbit/llm/checkpoint.hpp"
 #include "lowbit/llm/decoder.hpp"
 #include "lowbit/llm/evaluate.hpp"
@@ -47,7 +50,7 @@ Loaded load(const std::string& model_path, const std::string& tokenizer_path) {
 }
 
 struct GenerateOptions {
-  std::string model, tokenizer, prompt;
+  std::string model, tokenizer, prompt, storage;
   int steps = 256;
   float temperature = 1.0f, top_p = 0.9f;
   uint64_t seed = 42;
@@ -57,7 +60,10 @@ struct GenerateOptions {
 void run_generate(const GenerateOptions& o) {
   Loaded l = load(o.model, o.tokenizer);
   const std::vector<int> prompt = l.tokenizer.encode(o.prompt, true, false);
-  Decoder d(l.model, RuntimeOptions{.activation_format = {}, .kv = {}, .threads = o.threads});
+  RuntimeOptions runtime;
+  runtime.threads = o.threads;
+  if (!o.storage.empty()) runtime.packed = std::make_shared<const PackedLinears>(l.model, kernels::parse_storage_format(o.storage));
+  Decoder d(l.model, runtime);
   Sampler sampler({o.temperature, o.top_p, o.seed});
   const int steps = std::min(o.steps, l.model.config.seq_len);
   int token = prompt[0];
@@ -80,12 +86,21 @@ void run_generate(const GenerateOptions& o) {
 }
 
 struct PplOptions {
-  std::string model, tokenizer, text, config, configs;
+  std::string model, tokenizer, text, config, configs, storage;
   EvalSetup setup;
 };
 
+// --config with --storage's format added as its storage key.
+std::string config_with_storage(const std::string& config, const std::string& storage) {
+  if (storage.empty()) return config;
+  const size_t first = config.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && config[first] == '{')
+    throw std::invalid_argument("--storage with a JSON --config: put \"storage\" in the JSON object");
+  return config + ";storage=" + storage;
+}
+
 void run_ppl(const PplOptions& o) {
-  const LlmQuantConfig cfg = parse_quant_config(o.config);
+  const LlmQuantConfig cfg = parse_quant_config(config_with_storage(o.config, o.storage));
   Loaded l = load(o.model, o.tokenizer);
   const std::vector<int> tokens = l.tokenizer.encode(read_text(o.text), true, false);
   const EvalResult r = evaluate_config(l.model, tokens, cfg, o.setup);
@@ -129,34 +144,111 @@ void run_sweep(const PplOptions& o) {
 }
 
 struct BenchOptions {
-  std::string model, config;
+  std::string model, config, storage;
   int steps = 0, repeats = 5, threads = 1;
 };
 
-// Greedy decoding from BOS, one token per forward (the KV-cache path), best of `repeats`.
+struct DecodeTiming {
+  double seconds = 0;       // best of the repeats, wall time
+  double cpu_seconds = 0;   // best of the repeats, process CPU time (leaves out other programs' slices)
+  double matmul_share = 0;  // of the fastest of as many further runs that time the matrix products
+};
+
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+// Greedy decoding from BOS, one token per forward (the KV-cache path).
+DecodeTiming time_decode(const LlamaModel& m, const RuntimeOptions& runtime, int steps, int repeats) {
+  struct Run {
+    double wall, cpu, matmul;
+  };
+  auto decode = [&](const RuntimeOptions& r) {
+    Decoder d(m, r);
+    int token = Tokenizer::kBos;
+    const double c0 = process_cpu_seconds();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int pos = 0; pos < steps; ++pos) token = argmax(d.forward(std::span<const int>(&token, 1)));
+    return Run{std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), process_cpu_seconds() - c0, d.matmul_seconds()};
+  };
+  DecodeTiming t{1e30, 1e30, 0};
+  for (int rep = 0; rep < std::max(1, repeats); ++rep) {
+    const Run run = decode(runtime);
+    t.seconds = std::min(t.seconds, run.wall);
+    t.cpu_seconds = std::min(t.cpu_seconds, run.cpu);
+  }
+  RuntimeOptions timed = runtime;
+  timed.time_matmuls = true;
+  double fastest = 1e30;
+  for (int rep = 0; rep < std::max(1, repeats); ++rep) {
+    const Run run = decode(timed);
+    if (run.wall < fastest) {
+      fastest = run.wall;
+      t.matmul_share = run.matmul / run.wall;
+    }
+  }
+  return t;
+}
+
+std::vector<kernels::StorageFormat> storage_list(const std::string& text) {
+  std::vector<kernels::StorageFormat> out;
+  if (text == "all") {
+    out.assign(std::begin(kernels::kAllStorageFormats), std::end(kernels::kAllStorageFormats));
+    return out;
+  }
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t end = std::min(text.find(',', start), text.size());
+    if (end > start) out.push_back(kernels::parse_storage_format(text.substr(start, end - start)));
+    start = end + 1;
+  }
+  return out;
+}
+
+double load_average() {
+  double load[1] = {-1};
+  return getloadavg(load, 1) == 1 ? load[0] : -1;
+}
+
+// Decode speed of the float32 runtime and of every requested packed storage format.
 void run_bench(const BenchOptions& o) {
   const LlmQuantConfig cfg = parse_quant_config(o.config);
   if (cfg.needs_calibration()) throw std::invalid_argument("llm bench: configurations that need calibration are not supported here");
+  if (cfg.storage) throw std::invalid_argument("llm bench: give storage formats with --storage, not in --config");
   GgufModel g = load_model(o.model);
   const LlamaModel m = quantize_model(g.model, cfg, {}, 1);
   const LlamaConfig& c = m.config;
   const int steps = o.steps > 0 ? std::min(o.steps, c.seq_len) : c.seq_len;
-  double best = 1e30;
-  for (int rep = 0; rep < std::max(1, o.repeats); ++rep) {
-    Decoder d(m, cfg.runtime(o.threads));
-    int token = Tokenizer::kBos;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int pos = 0; pos < steps; ++pos) token = argmax(d.forward(std::span<const int>(&token, 1)));
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
   // Multiply-adds per token: every matrix once, attention over (on average) half the context.
   double flops = 0;
   for (const auto& l : m.layers)
     for (const auto& lin : l.linear) flops += 2.0 * static_cast<double>(lin.w.size());
   flops += 2.0 * static_cast<double>(m.classifier.w.size());
   flops += 2.0 * 2.0 * c.n_layers * c.n_heads * c.head_size() * (steps + 1) / 2.0;
-  fmt::print("{}: {} ({} parameters), config {}, {} thread(s)\n", o.model, "decode", m.parameter_count(), cfg.to_string(), o.threads);
-  fmt::print("decode {} tokens: {:.4f} s, {:.0f} tokens/s, {:.2f} GFLOP/s\n", steps, best, steps / best, flops * steps / best / 1e9);
+  fmt::print("{}: decode ({} parameters), config {}, {} thread(s), {} tokens from BOS, best of {}; load average {:.2f}\n", o.model,
+             m.parameter_count(), cfg.to_string(), o.threads, steps, std::max(1, o.repeats), load_average());
+  fmt::print("| weights | block weight KiB | tokens/s | tokens/s (CPU time) | ms / token | GFLOP/s | matmul share | vs fp32 (CPU time) |\n");
+  fmt::print("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  size_t fp32_bytes = 0;
+  for (const auto& l : m.layers)
+    for (const auto& lin : l.linear) fp32_bytes += lin.w.size() * sizeof(float);
+  const DecodeTiming base = time_decode(m, cfg.runtime(m, o.threads), steps, o.repeats);
+  auto row = [&](const std::string& name, size_t bytes, const DecodeTiming& t) {
+    fmt::print("| {} | {:.1f} | {:.0f} | {:.0f} | {:.4f} | {:.2f} | {:.0f} % | {:.2f}x |\n", name, bytes / 1024.0, steps / t.seconds,
+               steps / t.cpu_seconds, 1e3 * t.seconds / steps, flops * steps / t.seconds / 1e9, 100 * t.matmul_share,
+               base.cpu_seconds / t.cpu_seconds);
+    std::fflush(stdout);
+  };
+  row("fp32 (runtime loops)", fp32_bytes, base);
+  for (kernels::StorageFormat f : storage_list(o.storage)) {
+    LlmQuantConfig packed = cfg;
+    packed.storage = f;
+    const RuntimeOptions runtime = packed.runtime(m, o.threads);
+    row(fmt::format("{} (kernels)", kernels::to_string(f)), runtime.packed->size_bytes(), time_decode(m, runtime, steps, o.repeats));
+  }
+  fmt::print("kernels: {}; load average at the end {:.2f}\n", kernels::kernel_isa(), load_average());
 }
 
 struct ConvertOptions {
@@ -189,6 +281,7 @@ void add_llm_command(CLI::App& app) {
   gen->add_option("--top-p", g->top_p, "Nucleus sampling mass")->capture_default_str();
   gen->add_option("--seed", g->seed, "Random seed")->capture_default_str();
   gen->add_option("--threads", g->threads, "Threads for the matrix-vector products")->capture_default_str();
+  gen->add_option("--storage", g->storage, "Run the block Linears on packed weights: f32, int8, int4g32, int4g128, int3, int2, int2lut, mxfp4, nvfp4");
   gen->callback([g] { run_generate(*g); });
 
   auto p = std::make_shared<PplOptions>();
@@ -204,6 +297,7 @@ void add_llm_command(CLI::App& app) {
   };
   eval_options(ppl, p.get());
   ppl->add_option("--config", p->config, "Quantization, e.g. 'w=int4;group=128;method=gptq' or a JSON object (default: fp32)");
+  ppl->add_option("--storage", p->storage, "Packed weights through lowbit_kernels (int8, int4g32, ...): adds storage=FORMAT to the config");
   ppl->callback([p] { run_ppl(*p); });
 
   auto s = std::make_shared<PplOptions>();
@@ -216,6 +310,7 @@ void add_llm_command(CLI::App& app) {
   CLI::App* bench = llm->add_subcommand("bench", "Decode speed (tokens/s) of greedy generation from BOS");
   bench->add_option("model", b->model, "Checkpoint (llama2.c .bin or .gguf)")->required();
   bench->add_option("--config", b->config, "Weight / activation / KV quantization (no calibration)");
+  bench->add_option("--storage", b->storage, "Packed storage formats to time beside fp32: a comma list (int8,int4g32,...) or 'all'");
   bench->add_option("--steps", b->steps, "Tokens to decode (default: the context length)");
   bench->add_option("--repeats", b->repeats, "Best of N runs")->capture_default_str();
   bench->add_option("--threads", b->threads, "Threads for the matrix-vector products")->capture_default_str();

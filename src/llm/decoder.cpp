@@ -1,6 +1,7 @@
 #include "lowbit/llm/decoder.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -10,6 +11,7 @@
 #include <omp.h>
 
 #include "lowbit/format/fake_quant.hpp"
+#include "lowbit/kernels/gemv.hpp"
 
 namespace lowbit::llm {
 
@@ -171,6 +173,18 @@ Decoder::Decoder(const LlamaModel& m, RuntimeOptions opt) : m_(m), opt_(std::mov
       rope_cos_[static_cast<size_t>(p) * half + i] = std::cos(angle);
       rope_sin_[static_cast<size_t>(p) * half + i] = std::sin(angle);
     }
+  if (opt_.packed) {
+    if (opt_.packed->layers() != c.n_layers)
+      throw std::invalid_argument(fmt::format("packed weights hold {} layers, the model {}", opt_.packed->layers(), c.n_layers));
+    for (int l = 0; l < c.n_layers; ++l)
+      for (LinearKind k : kLinearKinds) {
+        const kernels::PackedMatrix& p = opt_.packed->get(l, k);
+        const Linear& lin = m_.layers[static_cast<size_t>(l)][k];
+        if (p.rows() != lin.rows || p.cols() != lin.cols)
+          throw std::invalid_argument(fmt::format("packed layer {} {} is {} x {}, the model's {} x {}", l, to_string(k), p.rows(), p.cols(),
+                                                  lin.rows, lin.cols));
+      }
+  }
   cache_.resize(static_cast<size_t>(c.n_layers));
   const size_t kv_size = static_cast<size_t>(c.seq_len) * static_cast<size_t>(c.kv_dim());
   for (auto& lc : cache_) {
@@ -195,16 +209,22 @@ void Decoder::linear(int layer, LinearKind kind, const Linear& lin, const float*
     if (act) quantize_rows_per_token(*opt_.activation_format, xb_.data(), rows, lin.cols, scratch_);
     x = xb_.data();
   }
-  if (rows == 1) {
-    const int threads = lin.rows * lin.cols >= (1 << 16) ? std::max(1, opt_.threads) : 1;
+  const auto start = opt_.time_matmuls ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+  // Small matrices are not worth a thread team's wake-up.
+  const int threads = rows == 1 && lin.rows * lin.cols >= (1 << 16) ? std::max(1, opt_.threads) : 1;
+  if (opt_.packed && layer >= 0) {
+    const size_t in = static_cast<size_t>(rows * lin.cols), out = static_cast<size_t>(rows * lin.rows);
+    kernels::gemm(opt_.packed->get(layer, kind), std::span<const float>(x, in), std::span<float>(y, out), static_cast<int>(rows), threads);
+  } else if (rows == 1) {
 #pragma omp parallel for num_threads(threads) if (threads > 1)
     for (int t = 0; t < threads; ++t) {
       const int64_t r0 = lin.rows * t / threads, r1 = lin.rows * (t + 1) / threads;
       gemv_rows(lin.w.data(), x, y, r0, r1, lin.cols);
     }
-    return;
+  } else {
+    sgemm('N', 'T', rows, lin.rows, lin.cols, 1.0f, x, lin.cols, lin.w.data(), lin.cols, 0.0f, y, lin.rows);
   }
-  sgemm('N', 'T', rows, lin.rows, lin.cols, 1.0f, x, lin.cols, lin.w.data(), lin.cols, 0.0f, y, lin.rows);
+  if (opt_.time_matmuls) matmul_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 void Decoder::append_kv(LayerCache& c, int64_t first, int64_t count) {

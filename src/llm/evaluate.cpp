@@ -38,7 +38,7 @@ EvalResult evaluate_config(const LlamaModel& m, std::span<const int> tokens, con
   PerplexityOptions po;
   po.window = setup.window;
   po.threads = setup.threads;
-  po.runtime = cfg.runtime();
+  po.runtime = cfg.runtime(q);
   EvalResult r;
   if (setup.max_windows >= 0 && setup.max_windows <= held) {
     po.max_windows = setup.max_windows;
@@ -87,6 +87,7 @@ std::vector<std::pair<std::string, std::string>> default_sweep_configs() {
       {"4:8 SparseGPT", "sparsity=4:8;prune=sparsegpt"},
       {"2:4 SparseGPT + W8", "sparsity=2:4;prune=sparsegpt;w=int8"},
       {"2:4 SparseGPT + W4 g32", "sparsity=2:4;prune=sparsegpt;w=int4;group=32"},
+      {"2:4 SparseGPT + W4 g32 GPTQ (joint)", "sparsity=2:4;prune=sparsegpt;w=int4;group=32;method=gptq"},
   };
 }
 

@@ -78,6 +78,32 @@ struct Value {
 
 Value read_value(ByteReader& r, ValueType type, int depth);
 
+// The fewest bytes one value of a type takes in the file: what bounds an array's length by the
+// bytes left (a string is at least its 8-byte length, an array its type and length).
+uint64_t min_value_bytes(ValueType type) {
+  switch (type) {
+    case ValueType::U8:
+    case ValueType::I8:
+    case ValueType::Bool: return 1;
+    case ValueType::U16:
+    case ValueType::I16: return 2;
+    case ValueType::U32:
+    case ValueType::I32:
+    case ValueType::F32: return 4;
+    case ValueType::U64:
+    case ValueType::I64:
+    case ValueType::F64:
+    case ValueType::String: return 8;
+    case ValueType::Array: return 12;
+  }
+  return 1;
+}
+
+// Each value is held as a Value (about 48 bytes) however small it is in the file; no real model
+// has metadata arrays near this length (a 256K-token vocabulary is 2^18), and it keeps a crafted
+// file from asking for memory far beyond its size.
+constexpr uint64_t kMaxArrayLength = uint64_t{1} << 24;
+
 std::string read_gguf_string(ByteReader& r, const char* what) {
   const uint64_t n = r.read<uint64_t>(what);
   return r.read_string(n, what);
@@ -110,7 +136,9 @@ Value read_value(ByteReader& r, ValueType type, int depth) {
       if (static_cast<uint32_t>(elem) > static_cast<uint32_t>(ValueType::F64))
         throw std::runtime_error(fmt::format("{}: unknown array element type {} at offset {}", r.path(), static_cast<uint32_t>(elem), r.offset()));
       const uint64_t n = r.read<uint64_t>("array length");
-      r.require(n, 1, "array elements");  // every element takes at least a byte
+      r.require(n, min_value_bytes(elem), "array elements");
+      if (n > kMaxArrayLength)
+        throw std::runtime_error(fmt::format("{}: metadata array of {} values at offset {} (at most {} supported)", r.path(), n, r.offset(), kMaxArrayLength));
       std::vector<Value> items;
       items.reserve(static_cast<size_t>(n));
       for (uint64_t i = 0; i < n; ++i) items.push_back(read_value(r, elem, depth + 1));
@@ -173,6 +201,15 @@ class Metadata {
   std::map<std::string, Value> kv_;
   std::string path_;
 };
+
+// Weights of a model of this shape (embedding, norms, block matrices, an unshared classifier), in
+// 64 bits: each factor is at most 2^20.
+uint64_t model_weight_count(const LlamaConfig& c) {
+  const uint64_t dim = static_cast<uint64_t>(c.dim), hidden = static_cast<uint64_t>(c.hidden_dim), kv = static_cast<uint64_t>(c.kv_dim());
+  const uint64_t vocab = static_cast<uint64_t>(c.vocab_size), layers = static_cast<uint64_t>(c.n_layers);
+  const uint64_t per_layer = 2 * dim + dim * dim + 2 * kv * dim + dim * dim + 3 * hidden * dim;
+  return vocab * dim * (c.shared_classifier ? 1 : 2) + dim + layers * per_layer;
+}
 
 int checked_int(const Metadata& md, const std::string& key, const std::string& path, std::optional<int64_t> fallback = {}) {
   const int64_t v = md.integer(key, fallback);
@@ -300,6 +337,11 @@ GgufModel load_gguf(const std::string& path) {
     throw std::runtime_error(fmt::format("{}: llama.rope.dimension_count {} differs from the head size {} (partial rotary is not supported)", path,
                                          md.integer("llama.rope.dimension_count"), c.head_size()));
 
+  // Every weight takes at least a byte in f32, f16 or q8_0: a header whose sizes ask for more
+  // weights than the file holds is refused before the model's memory is allocated.
+  const uint64_t weights = model_weight_count(c);
+  if (weights > data_size)
+    throw std::runtime_error(fmt::format("{}: the header describes {} weights, but only {} bytes of tensor data follow", path, weights, data_size));
   GgufModel out{LlamaModel::zeros(c, path), std::nullopt};
   LlamaModel& m = out.model;
   auto load = [&](const std::string& name, Linear& lin) { load_tensor(bytes, data_start, tensors, name, lin.rows, lin.cols, lin.w, path); };

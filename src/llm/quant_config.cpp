@@ -93,8 +93,15 @@ void apply(LlmQuantConfig& c, const std::string& key, const std::string& v) {
     c.kv.group = parse_int(key, v);
   } else if (key == "kv_residual") {
     c.kv.residual = parse_int(key, v);
+  } else if (key == "storage") {
+    try {
+      c.storage = kernels::parse_storage_format(v);
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(fmt::format("storage: {}", e.what()));
+    }
   } else {
-    throw std::invalid_argument(fmt::format("unknown quantization key '{}' (w, group, sym, method, embed, head, sparsity, prune, a, smooth, kv, kv_group, kv_residual)", key));
+    throw std::invalid_argument(fmt::format(
+        "unknown quantization key '{}' (w, group, sym, method, embed, head, sparsity, prune, a, smooth, kv, kv_group, kv_residual, storage)", key));
   }
 }
 
@@ -127,8 +134,9 @@ LlmQuantConfig parse_quant_config(std::string_view text) {
     }
   }
   c.kv.validate();
-  if (c.sparse_m > 0 && c.method == WeightMethod::Gptq)
-    throw std::invalid_argument("GPTQ with N:M sparsity would refill the pruned weights; use prune=sparsegpt with round-to-nearest");
+  if (c.sparse_m > 0 && c.method == WeightMethod::Gptq && c.prune != PruneMethod::SparseGpt)
+    throw std::invalid_argument(
+        "GPTQ with N:M sparsity runs as SparseGPT's joint prune and quantize: add prune=sparsegpt (magnitude pruning then GPTQ would refill the pruned weights)");
   if (c.method == WeightMethod::Gptq && (!c.weights || !c.weights->scalar()))
     throw std::invalid_argument("method=gptq needs a scalar weight format (w=int4, ...)");
   if (c.group > 0 && c.weights && !c.weights->scalar())
@@ -141,11 +149,12 @@ bool LlmQuantConfig::needs_calibration() const {
   return method == WeightMethod::Gptq || (sparse_m > 0 && prune == PruneMethod::SparseGpt) || smooth_alpha >= 0;
 }
 
-RuntimeOptions LlmQuantConfig::runtime(int threads) const {
+RuntimeOptions LlmQuantConfig::runtime(const LlamaModel& quantized, int threads) const {
   RuntimeOptions r;
   r.activation_format = activations;
   r.kv = kv;
   r.threads = threads;
+  if (storage) r.packed = std::make_shared<const PackedLinears>(quantized, *storage);
   return r;
 }
 
@@ -167,6 +176,7 @@ std::string LlmQuantConfig::to_string() const {
   if (smooth_alpha >= 0) parts.push_back(fmt::format("smooth={}", smooth_alpha));
   if (kv.kind == KvQuantKind::Kivi) parts.push_back(fmt::format("kv=kivi{};kv_group={};kv_residual={}", kv.bits, kv.group, kv.residual));
   if (kv.kind == KvQuantKind::PerToken) parts.push_back("kv=" + format_name(*kv.format));
+  if (storage) parts.push_back(fmt::format("storage={}", kernels::to_string(*storage)));
   std::string out;
   for (const auto& p : parts) out += (out.empty() ? "" : ";") + p;
   return out.empty() ? "fp32" : out;

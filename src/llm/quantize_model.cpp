@@ -121,6 +121,10 @@ LlamaModel quantize_model(const LlamaModel& fp, const LlmQuantConfig& cfg, std::
     }
     for (size_t k = 0; k < 7; ++k) {
       Linear& lin = lw.linear[k];
+      if (sparsegpt && gptq) {  // one pass: prune and quantize (parse_quant_config allows GPTQ with sparsity only so)
+        prune_quantize_sparsegpt(lin.w, lin.rows, lin.cols, hess[k]->hessian(), cfg.sparse_n, cfg.sparse_m, scalar_config(cfg, threads));
+        continue;
+      }
       if (cfg.sparse_m > 0) {
         if (sparsegpt)
           prune_sparsegpt(lin.w, lin.rows, lin.cols, hess[k]->hessian(), cfg.sparse_n, cfg.sparse_m);

@@ -2,6 +2,7 @@
 // near perplexity), the embedded tokenizer, and clear errors for truncated or inconsistent files.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -156,6 +157,88 @@ TEST(Gguf, TruncatedAndInconsistentFilesGiveClearErrors) {
   EXPECT_THROW(save_gguf(m, &small, dir.file("x.gguf"), GgmlType::F32), std::runtime_error);
   // A llama2.c file is not GGUF.
   expect_refused(test::model_path());
+}
+
+
+// Little-endian GGUF header pieces for crafted files.
+struct GgufBytes {
+  std::vector<char> bytes;
+  template <class T>
+  GgufBytes& put(T v) {
+    const char* p = reinterpret_cast<const char*>(&v);
+    bytes.insert(bytes.end(), p, p + sizeof(T));
+    return *this;
+  }
+  GgufBytes& str(const std::string& s) {
+    put<uint64_t>(s.size());
+    bytes.insert(bytes.end(), s.begin(), s.end());
+    return *this;
+  }
+  // magic, version 3, no tensors, one metadata pair whose value is an array of `type` x `length`.
+  static GgufBytes array_header(uint32_t type, uint64_t length) {
+    GgufBytes g;
+    g.put<uint32_t>(0x46554747).put<uint32_t>(3).put<uint64_t>(0).put<uint64_t>(1);
+    g.str("crafted.array").put<uint32_t>(9).put<uint32_t>(type).put<uint64_t>(length);
+    return g;
+  }
+};
+
+// Every count in the file is bounded by the bytes left before anything is allocated for it:
+// crafted lengths give an error naming the file (they used to reach std::bad_alloc).
+TEST(Gguf, CraftedCountsGiveClearErrorsNotBadAlloc) {
+  test::TempDir dir;
+  auto expect_refused = [&](const GgufBytes& g, const std::string& needle) {
+    const std::string p = dir.file("crafted.gguf");
+    test::write_bytes(p, g.bytes, g.bytes.size());
+    try {
+      (void)load_gguf(p);
+      FAIL() << "accepted";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  // u64 elements (type 10) take 8 bytes each: 1000 bytes left hold 125, not 1000.
+  GgufBytes u64s = GgufBytes::array_header(10, 1000);
+  u64s.bytes.resize(u64s.bytes.size() + 1000, 0);
+  expect_refused(u64s, "array elements");
+  // Strings (type 8) and nested arrays (type 9) take at least 8 and 12 bytes.
+  GgufBytes strings = GgufBytes::array_header(8, 200);
+  strings.bytes.resize(strings.bytes.size() + 1000, 0);
+  expect_refused(strings, "array elements");
+  GgufBytes nested = GgufBytes::array_header(9, 100);
+  nested.bytes.resize(nested.bytes.size() + 1000, 0);
+  expect_refused(nested, "array elements");
+  // Lengths near 2^64 (no overflow in the size arithmetic).
+  expect_refused(GgufBytes::array_header(0, ~uint64_t{0}), "array elements");
+  expect_refused(GgufBytes::array_header(10, uint64_t{1} << 61), "array elements");
+  // An array longer than any real metadata (2^24 + 1 one-byte values, all present in the file) is
+  // refused before 2^24 values are held in memory.
+  if (test::test_scale() >= 1) {
+    GgufBytes long_array = GgufBytes::array_header(0, (uint64_t{1} << 24) + 1);
+    long_array.bytes.resize(long_array.bytes.size() + (size_t{1} << 24) + 1, 0);
+    expect_refused(long_array, "metadata array of 16777217 values");
+  }
+
+  // A header whose model sizes ask for far more weights than the file holds (2^20 layers of SwiGLU
+  // width 2^20: 2^46 zero weights) is refused before the model is allocated.
+  const LlamaModel m = load_llama2c(test::model_path());
+  save_gguf(m, nullptr, dir.file("f32.gguf"), GgmlType::F32);
+  auto bytes = test::read_bytes(dir.file("f32.gguf"));
+  auto set_u32 = [&](const std::string& key, uint32_t expected, uint32_t value) {
+    const auto at = std::search(bytes.begin(), bytes.end(), key.begin(), key.end());
+    ASSERT_NE(at, bytes.end()) << key;
+    const size_t value_at = static_cast<size_t>(at - bytes.begin()) + key.size() + 4;  // after the u32 type
+    uint32_t old = 0;
+    std::memcpy(&old, bytes.data() + value_at, 4);
+    ASSERT_EQ(old, expected) << key;
+    std::memcpy(bytes.data() + value_at, &value, 4);
+  };
+  set_u32("llama.feed_forward_length", 172, 1u << 20);
+  set_u32("llama.block_count", 5, 1u << 20);
+  GgufBytes huge;
+  huge.bytes = bytes;
+  expect_refused(huge, "weights");
 }
 
 }  // namespace

@@ -9,13 +9,17 @@
 //   - activations: per-token scaling into a scalar format on the input of every block Linear;
 //   - KV cache: per-token (int8, fp8) or KIVI (keys per channel in groups of tokens, values per
 //     token, the newest tokens kept in float32).
+// Or, with RuntimeOptions::packed, the block Linear products run on packed low-bit weights through
+// lowbit_kernels' GEMV / GEMM (real low-bit storage, not emulation).
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
 
 #include "lowbit/format/format.hpp"
 #include "lowbit/llm/model.hpp"
+#include "lowbit/llm/packed_linears.hpp"
 
 namespace lowbit::llm {
 
@@ -37,6 +41,10 @@ struct RuntimeOptions {
   std::optional<Format> activation_format;  // scalar format for per-token quantized Linear inputs
   KvCacheQuant kv;
   int threads = 1;  // single-token matrix-vector products
+  // Block Linear weights packed from this decoder's model: every wq .. w3 product goes through
+  // kernels::gemm on them (the model's float32 block weights are then not read).
+  std::shared_ptr<const PackedLinears> packed;
+  bool time_matmuls = false;  // accumulate the wall time of every matrix product (matmul_seconds)
 };
 
 // Sees the input rows (before smoothing and activation quantization) of every block Linear.
@@ -54,6 +62,9 @@ class Decoder {
   std::span<const float> forward(std::span<const int> tokens);
   void set_observer(LinearObserver o) { observer_ = std::move(o); }
   const LlamaModel& model() const { return m_; }
+  // Wall time spent in matrix products (block Linears and the classifier) since construction, when
+  // RuntimeOptions::time_matmuls is set.
+  double matmul_seconds() const { return matmul_seconds_; }
 
  private:
   struct LayerCache {
@@ -71,6 +82,7 @@ class Decoder {
   std::vector<LayerCache> cache_;
   std::vector<float> x_, xb_, q_, k_, v_, att_, h1_, h3_, scratch_, scores_, scores_q_, probs_q_, logits_;
   LinearObserver observer_;
+  double matmul_seconds_ = 0;
 };
 
 // log softmax of logits at `target`, in double.

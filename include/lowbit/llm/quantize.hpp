@@ -15,7 +15,11 @@
 //   kv=none|kiviB|FORMAT   KV cache: KIVI with B bits, or per-token scaling into a scalar format
 //                   (int8, fp8 = float8_e4m3fn)
 //   kv_group=N, kv_residual=N   KIVI group size (32) and float32 residual window (128)
-// Pruning comes first, then quantization (zeros stay zeros). GPTQ with sparsity is refused.
+//   storage=FORMAT  run the block Linears on packed weights through lowbit_kernels (f32, int8,
+//                   int4g32, int4g128, int3, int2, int2lut, mxfp4, nvfp4): the weights the other
+//                   keys produce are packed once, by round-to-nearest in that format
+// Pruning comes first, then quantization (zeros stay zeros); with method=gptq and sparsity both
+// happen in one pass (SparseGPT's joint prune and quantize).
 #include <optional>
 #include <span>
 #include <string>
@@ -25,6 +29,7 @@
 #include "lowbit/format/format.hpp"
 #include "lowbit/llm/decoder.hpp"
 #include "lowbit/llm/model.hpp"
+#include "lowbit/quant/quantizer.hpp"
 
 namespace lowbit::llm {
 
@@ -42,9 +47,12 @@ struct LlmQuantConfig {
   std::optional<Format> activations;
   double smooth_alpha = -1;  // < 0: no SmoothQuant
   KvCacheQuant kv;
+  std::optional<kernels::StorageFormat> storage;
 
   bool needs_calibration() const;
-  RuntimeOptions runtime(int threads = 1) const;
+  // Run-time options for a decoder of `quantized` (quantize_model's result); packs its block
+  // Linears when storage is set.
+  RuntimeOptions runtime(const LlamaModel& quantized, int threads = 1) const;
   std::string to_string() const;  // the text form
 };
 
@@ -64,5 +72,11 @@ void quantize_weights_rtn(Linear& lin, const LlmQuantConfig& cfg);
 // error spread over the later columns through the inverse Hessian's Cholesky factor.
 void prune_magnitude(std::vector<float>& w, int64_t rows, int64_t cols, int n, int m);
 void prune_sparsegpt(std::vector<float>& w, int64_t rows, int64_t cols, const std::vector<double>& hessian, int n, int m, double damp = 0.01);
+// SparseGPT's joint pruning and quantization in one pass (Frantar & Alistarh 2023, section 3.5):
+// the same column sweep, each kept weight rounded by `quant` (a scalar format at any granularity of
+// [rows, cols]; scales from the weights before any update) and each pruned one set to zero, every
+// rounding and pruning error spread over the later columns through the inverse Hessian.
+void prune_quantize_sparsegpt(std::vector<float>& w, int64_t rows, int64_t cols, const std::vector<double>& hessian, int n, int m,
+                              const QuantizerConfig& quant, double damp = 0.01);
 
 }  // namespace lowbit::llm
