@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <utility>
 
@@ -35,7 +36,7 @@ std::string_view find_name(const std::array<std::pair<T, std::string_view>, N>& 
 }
 
 // Per-slice cap on stored samples for the percentile, MSE and entropy observers.
-constexpr size_t kTotalSampleCap = size_t{1} << 24;
+constexpr size_t kTotalSampleCap = size_t{1} << 21;
 constexpr size_t kMinSliceCap = 4096;
 
 }  // namespace
@@ -123,21 +124,35 @@ void Quantizer::observe(std::span<const float> x, std::span<const int64_t> shape
   std::vector<double> call_min(L.slices, INFINITY), call_max(L.slices, -INFINITY);
   for (const detail::Run& r : L.runs) {
     SliceStats& s = stats_[r.slice];
+    const float* p = x.data() + r.begin;
+    // NaN / inf do not move the range; written branch-free so the compiler vectorizes it.
+    float lo = INFINITY, hi = -INFINITY;
     for (size_t k = 0; k < r.length; ++k) {
-      const float v = x[r.begin + k];
-      if (!std::isfinite(v)) continue;  // NaN / inf do not move the range
-      call_min[r.slice] = std::min(call_min[r.slice], static_cast<double>(v));
-      call_max[r.slice] = std::max(call_max[r.slice], static_cast<double>(v));
-      if (keep_samples && s.counter++ % s.stride == 0) {
-        s.samples.push_back(v);
-        if (s.samples.size() >= 2 * cap) {  // decimate evenly: keep every other sample
-          size_t w = 0;
-          for (size_t i = 0; i < s.samples.size(); i += 2) s.samples[w++] = s.samples[i];
-          s.samples.resize(w);
-          s.stride *= 2;
-        }
+      const float v = p[k];
+      const bool finite = std::fabs(v) <= std::numeric_limits<float>::max();
+      lo = finite && v < lo ? v : lo;
+      hi = finite && v > hi ? v : hi;
+    }
+    call_min[r.slice] = std::min(call_min[r.slice], static_cast<double>(lo));
+    call_max[r.slice] = std::max(call_max[r.slice], static_cast<double>(hi));
+    if (!keep_samples) continue;
+    // Samples are the finite values at slice positions that are multiples of the stride.
+    size_t k = (s.stride - s.counter % s.stride) % s.stride;
+    while (k < r.length) {
+      const float v = p[k];
+      if (std::isfinite(v)) s.samples.push_back(v);
+      if (s.samples.size() >= 2 * cap) {  // decimate evenly: keep every other sample, double the stride
+        size_t w = 0;
+        for (size_t i = 0; i < s.samples.size(); i += 2) s.samples[w++] = s.samples[i];
+        s.samples.resize(w);
+        s.stride *= 2;
+        const size_t position = s.counter + k;
+        k = (position / s.stride + 1) * s.stride - s.counter;
+      } else {
+        k += s.stride;
       }
     }
+    s.counter += r.length;
   }
   for (size_t i = 0; i < L.slices; ++i) {
     SliceStats& s = stats_[i];

@@ -26,7 +26,8 @@ ScaleSpec storage_spec(ScaleStorage s) {
 }
 
 // Value at quantile p (0..1) of sorted data, linearly interpolated.
-double quantile(std::vector<double>& v, double p) {
+// Reorders v; calling it again on the same v is fine (any permutation gives the same answer).
+double quantile(std::vector<float>& v, double p) {
   if (v.empty()) return 0;
   const double pos = p * static_cast<double>(v.size() - 1);
   const size_t i = static_cast<size_t>(pos);
@@ -160,9 +161,9 @@ QuantParams Quantizer::params_from_stats() const {
   for (const SliceStats& s : stats_) {
     double lo = std::min(s.min, 0.0), hi = std::max(s.max, 0.0);
     if (c_.observer == ObserverKind::Percentile && !s.samples.empty()) {
-      std::vector<double> v(s.samples.begin(), s.samples.end());
+      std::vector<float> v(s.samples);
       if (c_.symmetric) {
-        for (double& x : v) x = std::fabs(x);
+        for (float& x : v) x = std::fabs(x);
         hi = quantile(v, c_.percentile / 100.0);
         lo = -hi;
       } else {
