@@ -57,7 +57,6 @@ nlohmann::json granularity_spec(const std::string& text, const std::string& wher
 struct Technique {
   std::string name;
   nlohmann::json passes = nlohmann::json::array();
-  bool learns_rounding = false;
 };
 
 std::vector<Technique> techniques(const nlohmann::json& j) {
@@ -73,8 +72,7 @@ std::vector<Technique> techniques(const nlohmann::json& j) {
     if (!names.insert(t.name).second) throw std::runtime_error(fmt::format("{}: technique '{}' is named twice", where, t.name));
     if (j[i].contains("passes")) t.passes = j[i]["passes"];
     try {
-      QuantRecipe r = QuantRecipe::from_json({{"weights", {{"format", "int8"}}}, {"passes", t.passes}});
-      t.learns_rounding = r.pass("gptq") || r.pass("adaround");
+      QuantRecipe::from_json({{"weights", {{"format", "int8"}}}, {"passes", t.passes}});
     } catch (const std::exception& e) {
       throw std::runtime_error(fmt::format("{} ('{}'): {}", where, t.name, e.what()));
     }
@@ -117,14 +115,10 @@ ExploreSpace ExploreSpace::from_json(const nlohmann::json& j) {
     std::vector<std::string> as = string_list(block["activations"], where + ".activations");
     for (size_t i = 0; i < ws.size(); ++i) check_format(ws[i], fmt::format("{}.weights[{}]", where, i));
     for (size_t i = 0; i < as.size(); ++i) check_format(as[i], fmt::format("{}.activations[{}]", where, i));
-    for (size_t wi = 0; wi < ws.size(); ++wi)
+    for (const std::string& w : ws)
       for (const std::string& a : as)
         for (size_t g = 0; g < granularities.size(); ++g)
           for (const Technique& t : techs) {
-            const std::string& w = ws[wi];
-            if (t.learns_rounding && w != "float" && !Format::parse(w).scalar())
-              throw std::runtime_error(fmt::format("{}.weights[{}]: technique '{}' learns the rounding of scalar formats; '{}' is block-scaled",
-                                                   where, wi, t.name, w));
             ExplorePoint p{w, a, granularities[g], t.name, base};
             nlohmann::json weights = base.value("weights", nlohmann::json::object());
             weights.update(granularity_specs[g]);

@@ -181,6 +181,22 @@ QuantRecipe QuantRecipe::from_json(const nlohmann::json& j) {
     build_config(w, TensorRole::Weight, 0, "recipe.layers (weights)");
     build_config(a, TensorRole::Activation, 1, "recipe.layers (activations)");
   }
+  // GPTQ and AdaRound choose each weight's rounding on a scalar grid; block-scaled and BitMoD
+  // formats choose their own scales per block, so the passes cannot serve them.
+  if (const PassSpec* learned = r.pass("gptq") ? r.pass("gptq") : r.pass("adaround")) {
+    auto check = [&](const nlohmann::json& spec, const std::string& where) {
+      std::optional<QuantizerConfig> c = build_config(spec, TensorRole::Weight, 0, where);
+      if (c && !c->format.scalar())
+        throw std::runtime_error(fmt::format("{}: {} learns the rounding of scalar formats; {} is not one (block-scaled or BitMoD)",
+                                             where, learned->name, c->format.to_string()));
+    };
+    check(r.weights_, "recipe.weights");
+    for (const LayerRule& rule : r.layers_) {
+      nlohmann::json w = r.weights_;
+      if (rule.weights) w.update(*rule.weights);
+      check(w, "recipe.layers (weights)");
+    }
+  }
   return r;
 }
 

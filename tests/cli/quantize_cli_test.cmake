@@ -43,7 +43,9 @@ if(NOT rc EQUAL 0 OR NOT stdout MATCHES "no ONNX QDQ form: .*8-bit integer" OR N
   message(FATAL_ERROR "lowbit quantize (e4m3): exit ${rc}\n${stdout}${err}")
 endif()
 
-file(WRITE ${out}/unknown_pass.json [=[{"weights": {"format": "int8"}, "passes": [{"name": "hadamard"}]}]=])
-expect_failure("unknown pass" "unknown pass 'hadamard'" ${LOWBIT} quantize ${model} --recipe ${out}/unknown_pass.json -o ${out}/x)
+file(WRITE ${out}/unknown_pass.json [=[{"weights": {"format": "int8"}, "passes": [{"name": "sparkle"}]}]=])
+expect_failure("unknown pass" "unknown pass 'sparkle'" ${LOWBIT} quantize ${model} --recipe ${out}/unknown_pass.json -o ${out}/x)
+file(WRITE ${out}/gptq_mx.json [=[{"weights": {"format": "int4"}, "layers": [{"op": "Gemm", "weights": {"format": "mxfp4"}}], "passes": [{"name": "gptq"}]}]=])
+expect_failure("gptq on a block format" "gptq learns the rounding of scalar formats; block.e2m1" ${LOWBIT} quantize ${model} --recipe ${out}/gptq_mx.json -o ${out}/x)
 expect_failure("recipe and formats" "either --recipe or --w" ${LOWBIT} quantize ${model} --recipe ${out}/int8.json --w int4 -o ${out}/x)
 expect_failure("no recipe" "give a recipe" ${LOWBIT} quantize ${model} -o ${out}/x)

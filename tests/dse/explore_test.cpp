@@ -104,7 +104,7 @@ TEST(ExploreSpace, BadSpacesAreRefusedWithTheirKey) {
   j = small_space();
   j["formats"][0]["weights"].push_back("mxfp4");
   j["techniques"] = nlohmann::json::parse(R"([{"name": "gptq", "passes": [{"name": "gptq"}]}])");
-  expect_refused(j, "'mxfp4' is block-scaled");
+  expect_refused(j, "space.formats[0] (weights mxfp4, activations int8, channel, gptq): recipe.weights: gptq learns the rounding of scalar formats");
   j = small_space();
   j["granularity"] = {"group:0"};
   expect_refused(j, "space.granularity[0]");

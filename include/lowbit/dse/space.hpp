@@ -15,8 +15,8 @@
 // }
 // Points are every (weights, activations) pair of each formats block x granularity x technique.
 // Everything is checked when the space is read: formats parse, passes and parameters exist, every
-// point's recipe is valid, and techniques that learn the rounding (gptq, adaround) are given scalar
-// weight formats only. Errors name the key, e.g. "space.formats[1].weights[2]: ...".
+// point's recipe is valid (which refuses gptq / adaround on block-scaled weights). Errors name the
+// key, e.g. "space.formats[1].weights[2]: ...".
 #include <string>
 #include <vector>
 
