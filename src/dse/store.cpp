@@ -204,6 +204,9 @@ PointResult PointResult::from_json(const nlohmann::json& j) {
 }
 
 ResultStore ResultStore::open(const std::string& path) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  std::error_code ignored;  // a folder that cannot be made shows up as the open error below
+  if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
   sqlite3* db = open_database(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   ResultStore store(path, db);
   int version = check_schema(db, path);
