@@ -1,8 +1,10 @@
 // `lowbit llm ...`: generate text, perplexity, quantization sweeps, GGUF conversion and decode speed
 // for llama-family checkpoints (llama2.c .bin or GGUF).
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -11,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "lowbit/dse/store.hpp"
 #include "lowbit/kernels/gemv.hpp"
 #include "lowbit/llm/checkpoint.hpp"
 #include "lowbit/llm/decoder.hpp"
@@ -86,7 +89,7 @@ void run_generate(const GenerateOptions& o) {
 }
 
 struct PplOptions {
-  std::string model, tokenizer, text, config, configs, storage;
+  std::string model, tokenizer, text, config, configs, storage, store;
   EvalSetup setup;
 };
 
@@ -123,24 +126,61 @@ void run_sweep(const PplOptions& o) {
       throw std::invalid_argument(fmt::format("configuration '{}': {}", name, e.what()));
     }
   }
+  std::optional<dse::ResultStore> store;
+  if (!o.store.empty()) store.emplace(dse::ResultStore::open(o.store));
+  // A stored row is reused when everything its perplexity depends on is the same.
+  auto key_of = [&](const LlmQuantConfig& c) {
+    return nlohmann::json{{"model", std::filesystem::path(o.model).filename().string()},
+                          {"tokenizer", std::filesystem::path(o.tokenizer).filename().string()},
+                          {"text", std::filesystem::path(o.text).filename().string()},
+                          {"config", c.to_string()},
+                          {"window", o.setup.window},
+                          {"calib_windows", o.setup.calib_windows},
+                          {"max_windows", o.setup.max_windows}}
+        .dump();
+  };
   Loaded l = load(o.model, o.tokenizer);
   const std::vector<int> tokens = l.tokenizer.encode(read_text(o.text), true, false);
   fmt::print("| configuration | spec | weight bits | perplexity (all windows) | held-out perplexity | vs fp32 | seconds |\n");
   fmt::print("|---|---|---:|---:|---:|---:|---:|\n");
   double reference = 0;
   int64_t scored = 0;
+  size_t reused = 0;
   for (size_t i = 0; i < parsed.size(); ++i) {
-    const EvalResult r = evaluate_config(l.model, tokens, parsed[i], o.setup);
-    scored = r.all.tokens;
-    if (i == 0) reference = r.all.perplexity;
-    const std::string bits = parsed[i].weights ? fmt::format("{:.2f}", parsed[i].weights->bits_per_element()) : "32";
-    fmt::print("| {} | `{}` | {} | {:.4f} | {} | {:+.2f} % | {:.1f} |\n", configs[i].first, parsed[i].to_string(), bits, r.all.perplexity,
-               parsed[i].needs_calibration() ? fmt::format("{:.4f}", r.held_out.perplexity) : std::string("="),
-               100 * (r.all.perplexity / reference - 1), r.seconds);
+    dse::LlmPointResult row;
+    row.key = key_of(parsed[i]);
+    const auto stored = [&]() -> std::optional<dse::LlmPointResult> {
+      if (!store || !store->contains_llm(row.key)) return std::nullopt;
+      for (dse::LlmPointResult& r : store->llm_points())
+        if (r.key == row.key) return r;
+      return std::nullopt;
+    }();
+    if (stored) {
+      row = *stored;
+      ++reused;
+    } else {
+      const EvalResult r = evaluate_config(l.model, tokens, parsed[i], o.setup);
+      row.model = o.model;
+      row.name = configs[i].first;
+      row.config = parsed[i].to_string();
+      row.weight_bits = parsed[i].weights ? parsed[i].weights->bits_per_element() : 32.0;
+      row.perplexity = r.all.perplexity;
+      row.held_out_perplexity = parsed[i].needs_calibration() ? r.held_out.perplexity : NAN;
+      row.tokens = r.all.tokens;
+      row.seconds = r.seconds;
+      row.lowbit_version = LOWBIT_VERSION;
+      if (store) store->insert_llm(row);
+    }
+    scored = row.tokens;
+    if (i == 0) reference = row.perplexity;
+    fmt::print("| {} | `{}` | {:.2f} | {:.4f} | {} | {:+.2f} % | {:.1f}{} |\n", configs[i].first, parsed[i].to_string(), row.weight_bits,
+               row.perplexity, std::isnan(row.held_out_perplexity) ? std::string("=") : fmt::format("{:.4f}", row.held_out_perplexity),
+               100 * (row.perplexity / reference - 1), row.seconds, stored ? " (stored)" : "");
     std::fflush(stdout);
   }
   fmt::print("\n{} scored tokens per configuration; calibration (GPTQ, SparseGPT, SmoothQuant): the last {} windows.\n", scored,
              o.setup.calib_windows);
+  if (store) fmt::print("{}: {} configurations stored, {} reused\n", o.store, parsed.size() - reused, reused);
 }
 
 struct BenchOptions {
@@ -304,6 +344,7 @@ void add_llm_command(CLI::App& app) {
   CLI::App* sweep = llm->add_subcommand("sweep", "Perplexity table (markdown) over a list of quantization configurations");
   eval_options(sweep, s.get());
   sweep->add_option("--configs", s->configs, "File: lines 'name | config' or a JSON array (default: the docs/llm.md list)");
+  sweep->add_option("--store", s->store, "Results store (SQLite, shared with lowbit explore): each configuration once; stored rows are reused");
   sweep->callback([s] { run_sweep(*s); });
 
   auto b = std::make_shared<BenchOptions>();

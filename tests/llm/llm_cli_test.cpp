@@ -2,6 +2,8 @@
 // generate accept --storage, and an unknown format is refused with its name.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 
@@ -44,6 +46,33 @@ TEST(LlmCli, PplAndGenerateTakeStorage) {
   const Output bad = run("llm bench " + test::model_path() + " --storage int5 --steps 4 --repeats 1");
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.text.find("int5"), std::string::npos) << bad.text;
+}
+
+TEST(LlmCli, SweepWritesEachConfigurationOnceIntoTheStore) {
+  const std::string store = ::testing::TempDir() + "lowbit_llm_sweep_" + std::to_string(::getpid()) + ".db";
+  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((store + suffix).c_str());
+  const std::string configs = ::testing::TempDir() + "lowbit_llm_sweep_" + std::to_string(::getpid()) + ".txt";
+  std::FILE* f = std::fopen(configs.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs("fp32 | \nW8 | w=int8\n", f);
+  std::fclose(f);
+  const std::string args = "llm sweep " + test::model_path() + " --tokenizer " + test::tokenizer_path() + " --text " + test::text_path() +
+                           " --max-windows 1 --threads 1 --configs " + configs + " --store " + store;
+  const Output first = run(args);
+  ASSERT_EQ(first.status, 0) << first.text;
+  EXPECT_NE(first.text.find("2 configurations stored, 0 reused"), std::string::npos) << first.text;
+  const Output second = run(args);
+  ASSERT_EQ(second.status, 0) << second.text;
+  EXPECT_NE(second.text.find("0 configurations stored, 2 reused"), std::string::npos) << second.text;
+  // The reused rows print the same perplexities as the evaluated ones.
+  auto w8_row = [](const std::string& text) {
+    const size_t at = text.find("| W8 |");
+    if (at == std::string::npos) return std::string();
+    const std::string row = text.substr(at, text.find('\n', at) - at);
+    return row.substr(0, row.rfind('|', row.rfind('|') - 1));  // without the seconds column
+  };
+  EXPECT_FALSE(w8_row(first.text).empty()) << first.text;
+  EXPECT_EQ(w8_row(first.text), w8_row(second.text));
 }
 
 }  // namespace
