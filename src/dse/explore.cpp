@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -15,6 +14,7 @@
 #include "lowbit/runtime/session.hpp"
 #include "lowbit/runtime/shape_inference.hpp"
 #include "lowbit/util/progress.hpp"
+#include "lowbit/util/utc_time.hpp"
 
 namespace lowbit::dse {
 
@@ -22,15 +22,6 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 std::string host_name() {
@@ -141,7 +132,7 @@ PointResult PointEvaluator::evaluate(const ExplorePoint& p) {
   r.top5 = c.top5();
   r.images = static_cast<int64_t>(c.images);
   add_cost(r, shaped_graph_, recipe, space_);
-  r.finished_at = utc_now();
+  r.finished_at = utc_now_iso8601();
   return r;
 }
 

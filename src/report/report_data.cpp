@@ -1,12 +1,12 @@
 #include "lowbit/report/report_data.hpp"
 
 #include <algorithm>
-#include <chrono>
-#include <ctime>
 #include <filesystem>
 #include <stdexcept>
 
 #include <fmt/format.h>
+
+#include "lowbit/util/utc_time.hpp"
 
 namespace lowbit::report {
 namespace {
@@ -57,15 +57,6 @@ ReportData load_report_data(const std::string& path) {
   if (points.empty())
     throw std::runtime_error(fmt::format("{}: the store holds no points yet (run `lowbit explore` first, or wait for it to finish a point)", path));
   return make_report_data(std::move(points), path, utc_now_iso8601());
-}
-
-std::string utc_now_iso8601() {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
 }
 
 }  // namespace lowbit::report

@@ -33,7 +33,4 @@ ReportData make_report_data(std::vector<dse::PointResult> points, std::string so
 // newer schema; an empty store is refused with a message saying so).
 ReportData load_report_data(const std::string& path);
 
-// Now, UTC, ISO 8601 to the second.
-std::string utc_now_iso8601();
-
 }  // namespace lowbit::report
