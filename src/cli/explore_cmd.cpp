@@ -1,7 +1,6 @@
 // `lowbit explore [MODEL] --space SPACE.json [--store FILE]`: evaluates and costs every point of a
 // design space into a resumable SQLite store; prints the Pareto-optimal points at the end.
 // Under `mpirun -n N` the points are shared among the ranks; rank 0 writes the store.
-#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -9,7 +8,9 @@
 #include <fmt/format.h>
 
 #include "lowbit/dse/explore.hpp"
-#include "lowbit/dse/pareto.hpp"
+#include "lowbit/report/report.hpp"
+#include "lowbit/report/report_data.hpp"
+#include "lowbit/util/utc_time.hpp"
 #include "src/cli/commands.hpp"
 
 namespace lowbit::cli {
@@ -20,26 +21,13 @@ struct ExploreCommandOptions {
   std::string space, store = "explore.db";
 };
 
-std::string cost_text(double v) {
-  if (std::isnan(v)) return "-";
-  return v >= 1e6 ? fmt::format("{:.3g}", v) : fmt::format("{:.0f}", v);
-}
-
+// The Pareto fronts of this model's points, as `lowbit report` prints them.
 void print_fronts(const dse::ResultStore& store, const std::string& model) {
   std::vector<dse::PointResult> points;
   for (dse::PointResult& p : store.points())
     if (p.model == model) points.push_back(std::move(p));
-  for (const dse::CostAxis& axis : dse::cost_axes()) {
-    std::vector<bool> front = dse::pareto_front(points, axis);
-    std::vector<const dse::PointResult*> on;
-    for (size_t i = 0; i < points.size(); ++i)
-      if (front[i]) on.push_back(&points[i]);
-    std::sort(on.begin(), on.end(), [&](auto* a, auto* b) { return axis.value(*a) < axis.value(*b); });
-    fmt::print("Pareto front, top-1 vs {} ({} of {} points):\n", axis.label, on.size(), points.size());
-    for (const dse::PointResult* p : on)
-      fmt::print("  W {:<10} A {:<10} {:<9} {:<10} top-1 {:6.2f}  {} {}\n", p->weight_format, p->activation_format, p->granularity,
-                 p->technique, p->top1, axis.name, cost_text(axis.value(*p)));
-  }
+  if (points.empty()) return;
+  std::fputs(report::format_fronts(report::make_report_data(std::move(points), store.path(), utc_now_iso8601())).c_str(), stdout);
 }
 
 void run(const ExploreCommandOptions& o) {
