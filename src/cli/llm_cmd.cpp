@@ -6,6 +6,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -127,7 +128,11 @@ void run_sweep(const PplOptions& o) {
     }
   }
   std::optional<dse::ResultStore> store;
-  if (!o.store.empty()) store.emplace(dse::ResultStore::open(o.store));
+  std::map<std::string, dse::LlmPointResult> stored_rows;  // by key
+  if (!o.store.empty()) {
+    store.emplace(dse::ResultStore::open(o.store));
+    for (dse::LlmPointResult& r : store->llm_points()) stored_rows.emplace(r.key, std::move(r));
+  }
   // A stored row is reused when everything its perplexity depends on is the same.
   auto key_of = [&](const LlmQuantConfig& c) {
     return nlohmann::json{{"model", std::filesystem::path(o.model).filename().string()},
@@ -149,14 +154,10 @@ void run_sweep(const PplOptions& o) {
   for (size_t i = 0; i < parsed.size(); ++i) {
     dse::LlmPointResult row;
     row.key = key_of(parsed[i]);
-    const auto stored = [&]() -> std::optional<dse::LlmPointResult> {
-      if (!store || !store->contains_llm(row.key)) return std::nullopt;
-      for (dse::LlmPointResult& r : store->llm_points())
-        if (r.key == row.key) return r;
-      return std::nullopt;
-    }();
-    if (stored) {
-      row = *stored;
+    const auto stored = stored_rows.find(row.key);
+    const bool reuse = stored != stored_rows.end();
+    if (reuse) {
+      row = stored->second;
       ++reused;
     } else {
       const EvalResult r = evaluate_config(l.model, tokens, parsed[i], o.setup);
@@ -175,7 +176,7 @@ void run_sweep(const PplOptions& o) {
     if (i == 0) reference = row.perplexity;
     fmt::print("| {} | `{}` | {:.2f} | {:.4f} | {} | {:+.2f} % | {:.1f}{} |\n", configs[i].first, parsed[i].to_string(), row.weight_bits,
                row.perplexity, std::isnan(row.held_out_perplexity) ? std::string("=") : fmt::format("{:.4f}", row.held_out_perplexity),
-               100 * (row.perplexity / reference - 1), row.seconds, stored ? " (stored)" : "");
+               100 * (row.perplexity / reference - 1), row.seconds, reuse ? " (stored)" : "");
     std::fflush(stdout);
   }
   fmt::print("\n{} scored tokens per configuration; calibration (GPTQ, SparseGPT, SmoothQuant): the last {} windows.\n", scored,
