@@ -20,22 +20,13 @@ namespace {
 
 using kernels::StorageFormat;
 
-struct Fixture {
-  LlamaModel model = load_llama2c(test::model_path());
-  std::vector<int> tokens = Tokenizer::load_llama2c(test::tokenizer_path()).encode(test::read_text(test::text_path()), true, false);
-};
-const Fixture& fixture() {
-  static const Fixture f;
-  return f;
-}
-
 struct Paths {
   LlamaModel emulated;
   RuntimeOptions emulated_runtime, packed_runtime;
 };
 
 Paths paths(StorageFormat f) {
-  const LlamaModel& m = fixture().model;
+  const LlamaModel& m = test::stories_and_text().model;
   const LlmQuantConfig emulation = parse_quant_config(storage_emulation_config(f));
   Paths p{quantize_model(m, emulation, {}), {}, {}};
   p.emulated_runtime = emulation.runtime(p.emulated);
@@ -106,8 +97,8 @@ TEST_P(PackedDecoder, EveryLinearEqualsTheEmulationOnRealActivations) {
       }
     ++checked;
   });
-  emulated.forward(std::span<const int>(fixture().tokens).first(static_cast<size_t>(chunk)));
-  EXPECT_EQ(checked, 7 * fixture().model.config.n_layers);
+  emulated.forward(std::span<const int>(test::stories_and_text().tokens).first(static_cast<size_t>(chunk)));
+  EXPECT_EQ(checked, 7 * test::stories_and_text().model.config.n_layers);
   EXPECT_LE(worst, 1e-5) << kernels::to_string(f);
 }
 
@@ -127,9 +118,9 @@ TEST_P(PackedDecoder, LogitsEqualTheEmulation) {
   const StorageFormat f = GetParam();
   const bool integer = kernels::uses_int8_activations(f);
   const Paths p = paths(f);
-  const LlamaModel& m = fixture().model;
+  const LlamaModel& m = test::stories_and_text().model;
   const int T = test::test_scale() < 1 ? 32 : 128;
-  const std::span<const int> tokens = std::span<const int>(fixture().tokens).first(static_cast<size_t>(T));
+  const std::span<const int> tokens = std::span<const int>(test::stories_and_text().tokens).first(static_cast<size_t>(T));
   const size_t V = static_cast<size_t>(m.config.vocab_size);
 
   Decoder emulated(p.emulated, p.emulated_runtime), emulated_steps(p.emulated, p.emulated_runtime), packed(m, p.packed_runtime),
@@ -162,9 +153,9 @@ TEST_P(PackedDecoder, PerplexityEqualsTheEmulation) {
   PerplexityOptions opt;
   opt.max_windows = test::test_scale() < 1 ? 1 : 3;
   opt.runtime = p.emulated_runtime;
-  const PerplexityResult emulated = perplexity(p.emulated, fixture().tokens, opt);
+  const PerplexityResult emulated = perplexity(p.emulated, test::stories_and_text().tokens, opt);
   opt.runtime = p.packed_runtime;
-  const PerplexityResult packed = perplexity(fixture().model, fixture().tokens, opt);
+  const PerplexityResult packed = perplexity(test::stories_and_text().model, test::stories_and_text().tokens, opt);
   ASSERT_EQ(packed.tokens, emulated.tokens);
   const double tolerance = kernels::uses_int8_activations(f) ? 1e-2 : 1e-5;
   EXPECT_NEAR(packed.perplexity, emulated.perplexity, tolerance * emulated.perplexity) << kernels::to_string(f);
@@ -175,11 +166,11 @@ INSTANTIATE_TEST_SUITE_P(AllStorageFormats, PackedDecoder, ::testing::ValuesIn(k
                          [](const auto& info) { return std::string(kernels::to_string(info.param)); });
 
 TEST(PackedDecoder, RefusesWeightsOfAnotherShape) {
-  LlamaModel other = fixture().model;
+  LlamaModel other = test::stories_and_text().model;
   other.layers.pop_back();
   RuntimeOptions r;
   r.packed = std::make_shared<const PackedLinears>(other, StorageFormat::Int8);
-  EXPECT_THROW(Decoder(fixture().model, r), std::invalid_argument);
+  EXPECT_THROW(Decoder(test::stories_and_text().model, r), std::invalid_argument);
 }
 
 TEST(PackedDecoder, StorageKeyInConfig) {
@@ -187,7 +178,7 @@ TEST(PackedDecoder, StorageKeyInConfig) {
   ASSERT_TRUE(c.storage.has_value());
   EXPECT_EQ(*c.storage, StorageFormat::Int4G32);
   EXPECT_EQ(c.to_string(), "w=int4;group=32;storage=int4g32");
-  EXPECT_TRUE(c.runtime(fixture().model).packed);
+  EXPECT_TRUE(c.runtime(test::stories_and_text().model).packed);
   EXPECT_THROW(parse_quant_config("storage=int5"), std::invalid_argument);
 }
 

@@ -14,21 +14,12 @@
 namespace lowbit::llm {
 namespace {
 
-struct Fixture {
-  LlamaModel model = load_llama2c(test::model_path());
-  std::vector<int> tokens = Tokenizer::load_llama2c(test::tokenizer_path()).encode(test::read_text(test::text_path()), true, false);
-};
-const Fixture& fixture() {
-  static const Fixture f;
-  return f;
-}
-
 double ppl(const std::string& config) {
   EvalSetup s;
   s.max_windows = test::test_scale() < 1 ? 4 : 20;
   s.calib_windows = test::test_scale() < 1 ? 2 : 8;
   s.threads = 2;
-  return evaluate_config(fixture().model, fixture().tokens, parse_quant_config(config), s).all.perplexity;
+  return evaluate_config(test::stories_and_text().model, test::stories_and_text().tokens, parse_quant_config(config), s).all.perplexity;
 }
 
 TEST(QuantConfig, ParsesTextAndJson) {
@@ -51,7 +42,7 @@ TEST(QuantConfig, ParsesTextAndJson) {
 }
 
 TEST(Pruning, NofMStructureAndSparseGptBeatsMagnitude) {
-  const auto& m = fixture().model;
+  const auto& m = test::stories_and_text().model;
   const Linear& lin = m.layers[1][LinearKind::W1];  // 172 x 64
   // A Hessian from the layer's real inputs.
   HessianAccumulator h(lin.cols);
@@ -59,7 +50,7 @@ TEST(Pruning, NofMStructureAndSparseGptBeatsMagnitude) {
   d.set_observer([&](int l, LinearKind k, const float* x, int64_t rows, int64_t) {
     if (l == 1 && k == LinearKind::W1) h.add(x, rows);
   });
-  const auto windows = perplexity_windows(fixture().tokens, 512);
+  const auto windows = perplexity_windows(test::stories_and_text().tokens, 512);
   for (int w = 0; w < 4; ++w) {
     d.reset();
     d.forward(windows[static_cast<size_t>(w)].first(512));
@@ -121,7 +112,7 @@ TEST(QuantizedPerplexity, TextTooShortIsRefused) {
   s.window = 8;
   const std::vector<int> one_token = {Tokenizer::kBos};
   for (const char* config : {"", "w=int4;group=32;method=gptq"})
-    EXPECT_THROW(evaluate_config(fixture().model, one_token, parse_quant_config(config), s), std::invalid_argument) << config;
+    EXPECT_THROW(evaluate_config(test::stories_and_text().model, one_token, parse_quant_config(config), s), std::invalid_argument) << config;
 }
 
 TEST(QuantizedPerplexity, BlockAndBitmodFormatsRun) {

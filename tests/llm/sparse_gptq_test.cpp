@@ -19,28 +19,19 @@
 namespace lowbit::llm {
 namespace {
 
-struct Fixture {
-  LlamaModel model = load_llama2c(test::model_path());
-  std::vector<int> tokens = Tokenizer::load_llama2c(test::tokenizer_path()).encode(test::read_text(test::text_path()), true, false);
-};
-const Fixture& fixture() {
-  static const Fixture f;
-  return f;
-}
-
 constexpr const char* kJoint = "sparsity=2:4;prune=sparsegpt;w=int4;group=32;method=gptq";
 constexpr const char* kPruneThenRtn = "sparsity=2:4;prune=sparsegpt;w=int4;group=32";
 
 // Hessians of every block Linear of `layer` from its inputs on the first windows of the text.
 std::vector<HessianAccumulator> layer_hessians(int layer, int windows) {
-  const LlamaModel& m = fixture().model;
+  const LlamaModel& m = test::stories_and_text().model;
   std::vector<HessianAccumulator> h;
   for (LinearKind k : kLinearKinds) h.emplace_back(m.layers[static_cast<size_t>(layer)][k].cols);
   Decoder d(m);
   d.set_observer([&](int l, LinearKind k, const float* x, int64_t rows, int64_t) {
     if (l == layer) h[static_cast<size_t>(k)].add(x, rows);
   });
-  const auto all = perplexity_windows(fixture().tokens, 512);
+  const auto all = perplexity_windows(test::stories_and_text().tokens, 512);
   for (int w = 0; w < windows; ++w) {
     d.reset();
     d.forward(all[static_cast<size_t>(w)].first(all[static_cast<size_t>(w)].size() - 1));
@@ -64,7 +55,7 @@ TEST(SparseGptq, ConfigIsAccepted) {
 }
 
 TEST(SparseGptq, NoWorseThanPruneThenRoundToNearestOnRealLayers) {
-  const LlamaModel& m = fixture().model;
+  const LlamaModel& m = test::stories_and_text().model;
   const LlmQuantConfig rtn_cfg = parse_quant_config(kPruneThenRtn);
   QuantizerConfig qcfg(Format::parse("int4"));  // as w=int4;group=32
   qcfg.granularity = Granularity::Group;
@@ -119,8 +110,8 @@ TEST(SparseGptq, PerplexityNoWorseThanPruneThenRoundToNearest) {
   s.max_windows = test::test_scale() < 1 ? 2 : 24;
   s.calib_windows = test::test_scale() < 1 ? 4 : 16;  // the protocol's calibration; 8 windows are too few to tell
   s.threads = 2;
-  const double joint = evaluate_config(fixture().model, fixture().tokens, parse_quant_config(kJoint), s).all.perplexity;
-  const double separate = evaluate_config(fixture().model, fixture().tokens, parse_quant_config(kPruneThenRtn), s).all.perplexity;
+  const double joint = evaluate_config(test::stories_and_text().model, test::stories_and_text().tokens, parse_quant_config(kJoint), s).all.perplexity;
+  const double separate = evaluate_config(test::stories_and_text().model, test::stories_and_text().tokens, parse_quant_config(kPruneThenRtn), s).all.perplexity;
   std::cout << "perplexity joint " << joint << ", prune then RTN " << separate << "\n";
   EXPECT_LE(joint, separate);
 }

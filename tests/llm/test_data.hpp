@@ -9,6 +9,9 @@
 
 #include <unistd.h>
 
+#include "lowbit/llm/checkpoint.hpp"
+#include "lowbit/llm/tokenizer.hpp"
+
 namespace lowbit::llm::test {
 
 inline std::string data_path(const std::string& name) { return std::string(LOWBIT_SHARED_DATA) + "/llm/" + name; }
@@ -27,6 +30,16 @@ inline std::string read_text(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// stories260K and the whole text set encoded with its tokenizer, loaded once per test program.
+struct StoriesAndText {
+  LlamaModel model = load_llama2c(model_path());
+  std::vector<int> tokens = Tokenizer::load_llama2c(tokenizer_path()).encode(read_text(text_path()), true, false);
+};
+inline const StoriesAndText& stories_and_text() {
+  static const StoriesAndText loaded;
+  return loaded;
 }
 
 // A fresh directory under the system temp dir, removed with the object.
