@@ -32,15 +32,22 @@ std::string host_name() {
 
 std::string format_text(const std::optional<QuantizerConfig>& c) { return c ? c->format.to_string() : "float"; }
 
-// The hardware cost of a point: each layer at the formats its recipe gives it. NaN figures when a
-// layer's formats have no MAC model (float, block-scaled, BitMoD).
-void add_cost(PointResult& r, const Graph& shaped, const QuantRecipe& recipe, const ExploreSpace& space) {
+// The hardware cost of a point: each layer at the formats it was quantized with (the layer report's,
+// which reflect per-tensor choices such as unsigned_if_nonnegative; the recipe's for a layer without
+// a report). NaN figures when a layer's formats have no MAC model (float, block-scaled, BitMoD).
+void add_cost(PointResult& r, const Graph& shaped, const QuantRecipe& recipe, const std::vector<LayerQuantReport>& reports,
+              const ExploreSpace& space) {
+  std::map<std::string, const LayerQuantReport*> by_node;
+  for (const LayerQuantReport& rep : reports) by_node[rep.node] = &rep;
   std::vector<const Node*> layers = quantizable_layers(shaped);
   std::map<const Node*, hw::LayerFormats> formats;
   for (size_t i = 0; i < layers.size(); ++i) {
     bool first = i == 0, last = i + 1 == layers.size();
-    formats[layers[i]] = {format_text(recipe.config_for(*layers[i], TensorRole::Weight, first, last, 0)),
-                          format_text(recipe.config_for(*layers[i], TensorRole::Activation, first, last, 1))};
+    auto it = by_node.find(layers[i]->name);
+    formats[layers[i]] = it != by_node.end()
+                             ? hw::LayerFormats{it->second->weight_format, it->second->activation_format}
+                             : hw::LayerFormats{format_text(recipe.config_for(*layers[i], TensorRole::Weight, first, last, 0)),
+                                                format_text(recipe.config_for(*layers[i], TensorRole::Activation, first, last, 1))};
   }
   hw::ModelCostOptions o;
   o.parallelism = space.parallelism;
@@ -120,6 +127,7 @@ PointResult PointEvaluator::evaluate(const ExplorePoint& p) {
   QuantizeGraphResult q = quantize_graph(graph_, recipe, prepared_feed(calibration_batches(calib_images)), options_.threads);
   r.quantize_seconds = seconds_since(t0);
 
+  add_cost(r, shaped_graph_, recipe, q.layers, space_);
   t0 = std::chrono::steady_clock::now();
   Session s(std::move(q.graph), SessionOptions{options_.threads, true});
   ClassifyOptions co;
@@ -131,7 +139,6 @@ PointResult PointEvaluator::evaluate(const ExplorePoint& p) {
   r.top1 = c.top1();
   r.top5 = c.top5();
   r.images = static_cast<int64_t>(c.images);
-  add_cost(r, shaped_graph_, recipe, space_);
   r.finished_at = utc_now_iso8601();
   return r;
 }

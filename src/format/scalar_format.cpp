@@ -450,4 +450,17 @@ bool ScalarFormat::operator==(const ScalarFormat& o) const {
   return false;
 }
 
+std::optional<ScalarFormat> unsigned_of_same_width(const ScalarFormat& f) {
+  if (f.kind() == ScalarKind::Integer && f.integer_params().is_signed)
+    return ScalarFormat::integer(IntegerParams{f.bits(), false, false});
+  if (f.kind() == ScalarKind::Minifloat) {
+    MinifloatParams p = f.minifloat_params();
+    if (!p.has_sign || p.specials == Specials::Fnuz) return std::nullopt;
+    p.has_sign = false;
+    ++p.mantissa_bits;
+    return ScalarFormat::minifloat(p);
+  }
+  return std::nullopt;
+}
+
 }  // namespace lowbit

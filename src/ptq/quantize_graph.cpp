@@ -32,8 +32,8 @@ std::pair<int, int> weight_axes(const Node& n, const Tensor& w) {
 }
 
 std::string config_key(const QuantizerConfig& c) {
-  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}", c.format.to_string(), to_string(c.granularity), c.axis, c.group_size, c.symmetric,
-                     to_string(c.observer), c.percentile, to_string(c.scale_storage));
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}", c.format.to_string(), to_string(c.granularity), c.axis, c.group_size, c.symmetric,
+                     c.unsigned_if_nonnegative, to_string(c.observer), c.percentile, to_string(c.scale_storage));
 }
 
 // What GPTQ and AdaRound need of a layer's float inputs on the calibration data.
@@ -259,6 +259,18 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
       for (Quantizer* q : by_value[name]) q->observe(t.span<float>(), t.shape());
     });
     for (const Tensor& x : data) s.run(x);
+  }
+
+  // Non-negative activations whose recipe asks for it drop the sign bit (after ReLU, say).
+  for (auto& [key, a] : acts) {
+    const QuantizerConfig& c = a.q->config();
+    if (!c.unsigned_if_nonnegative || !c.symmetric || !c.format.scalar() || !a.q->observed_nonnegative()) continue;
+    std::optional<ScalarFormat> u = unsigned_of_same_width(*c.format.scalar());
+    if (!u) continue;
+    a.q->set_format(*u);
+    for (auto [node, input] : a.readers)
+      for (LayerQuantReport& rep : result.layers)
+        if (rep.node == g.nodes[node].name) rep.activation_format = u->to_string();
   }
 
   // Insert one FakeQuant per activation quantizer, rewiring its readers.

@@ -25,7 +25,8 @@ void check_keys(const json& j, std::initializer_list<const char*> allowed, const
 json normalize_spec(const json& j, const std::string& where) {
   if (j.is_string()) return json{{"format", j}};
   if (j.is_null()) return json{{"format", "float"}};
-  check_keys(j, {"format", "granularity", "group_size", "symmetric", "observer", "percentile", "scale", "rounding"}, where);
+  check_keys(j, {"format", "granularity", "group_size", "symmetric", "unsigned_if_nonnegative", "observer", "percentile", "scale", "rounding"},
+             where);
   return j;
 }
 
@@ -68,6 +69,13 @@ std::optional<QuantizerConfig> build_config(const json& spec, TensorRole role, i
   if (spec.contains("symmetric")) {
     if (!spec["symmetric"].is_boolean()) throw std::runtime_error(fmt::format("{}: 'symmetric' must be true or false", where));
     c.symmetric = spec["symmetric"].get<bool>();
+  }
+  if (spec.contains("unsigned_if_nonnegative")) {
+    if (!spec["unsigned_if_nonnegative"].is_boolean())
+      throw std::runtime_error(fmt::format("{}: 'unsigned_if_nonnegative' must be true or false", where));
+    if (role == TensorRole::Weight)
+      throw std::runtime_error(fmt::format("{}: 'unsigned_if_nonnegative' is for activations", where));
+    c.unsigned_if_nonnegative = spec["unsigned_if_nonnegative"].get<bool>();
   }
   if (std::string o = get_string(spec, "observer", where); !o.empty()) {
     auto parsed = parse_observer(o);

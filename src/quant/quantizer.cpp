@@ -56,6 +56,21 @@ Quantizer::Quantizer(QuantizerConfig c) : c_(std::move(c)) {
     throw std::invalid_argument(fmt::format("{} has values that are not float32", s->to_string()));
 }
 
+bool Quantizer::observed_nonnegative() const {
+  if (stats_.empty()) return false;
+  for (const SliceStats& st : stats_)
+    if (!st.seen || st.min < 0) return false;
+  return true;
+}
+
+void Quantizer::set_format(Format f) {
+  QuantizerConfig c = c_;
+  c.format = std::move(f);
+  Quantizer check(c);  // validates
+  c_ = std::move(c);
+  params_.reset();
+}
+
 size_t Quantizer::slice_count(std::span<const int64_t> shape, size_t size) const {
   if (!c_.format.scalar()) return 0;
   return detail::slice_layout(c_, shape, size).slices;

@@ -3,6 +3,7 @@
 // This is the scalar reference: plain double arithmetic, every step exact. Fast kernels are
 // tested bit for bit against it.
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -125,5 +126,10 @@ class ScalarFormat {
   uint64_t finite_values_ = 0;
   bool has_nan_ = false, has_inf_ = false, float32_exact_ = true;
 };
+
+// The unsigned format of the same width: a signed minifloat's sign bit becomes one more mantissa
+// bit (e4m3 -> ue4m4, same exponent width, bias and specials), a signed integer's one more value
+// bit (int8, int8n -> uint8). nullopt for unsigned formats, specials=fnuz, binary and fixed point.
+std::optional<ScalarFormat> unsigned_of_same_width(const ScalarFormat& f);
 
 }  // namespace lowbit

@@ -18,8 +18,9 @@
 // then the weight rounding (round-to-nearest, or gptq / adaround: at most one), then
 // bias_correction.
 // A quantizer spec lists any of: format ("float" = leave in float32), granularity (tensor, channel,
-// group), group_size, symmetric, observer (minmax, percentile, mse, running), percentile, scale
-// (fp32, pow2, e8m0, e4m3), rounding. A layer rule's spec overrides only the keys it names; later
+// group), group_size, symmetric, unsigned_if_nonnegative (activations: a tensor whose calibration
+// values are all >= 0 gets the unsigned format of the same width, e4m3 -> ue4m4), observer (minmax,
+// percentile, mse, running, entropy), percentile, scale (fp32, pow2, e8m0, e4m3), rounding. A layer rule's spec overrides only the keys it names; later
 // rules win. Defaults: weights per channel, symmetric, min-max; activations per tensor, min-max,
 // asymmetric for integer formats and symmetric otherwise.
 #include <map>

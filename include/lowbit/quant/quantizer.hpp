@@ -43,6 +43,10 @@ struct QuantizerConfig {
   double percentile = 99.99;  // Percentile: of |x| (symmetric) or of each tail (asymmetric)
   double momentum = 0.9;      // Running: exponential moving average of per-call min and max
   std::optional<Rounding> rounding;
+  // For a symmetric signed format: when every calibration value is >= 0, quantize with the
+  // unsigned format of the same width instead (the sign bit becomes a mantissa / value bit), as
+  // an asymmetric integer grid spends all its codes on [0, max]. Applied by quantize_graph.
+  bool unsigned_if_nonnegative = false;
   uint32_t seed = 0;
   int threads = 1;
 };
@@ -59,6 +63,10 @@ class Quantizer {
 
   // Accumulates calibration statistics. Every call must use the same shape (any shape for per-tensor).
   void observe(std::span<const float> x, std::span<const int64_t> shape);
+  // Whether calibration has seen values and none was negative.
+  bool observed_nonnegative() const;
+  // Changes the format, keeping the statistics (they do not depend on it); validates as the constructor.
+  void set_format(Format f);
   // Scales (and zero points) from the statistics so far.
   QuantParams compute_params() const;
   void set_params(QuantParams p) { params_ = std::move(p); }
