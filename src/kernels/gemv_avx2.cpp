@@ -103,40 +103,42 @@ struct Int2Decoder {
 };
 
 // Rows r0..r0 + R - 1 for B vectors: R x B independent accumulator chains, x loads shared by the rows.
+// Loops over rows and vectors are unrolled completely so that GCC keeps acc in registers.
 template <class Decoder, int B, int R>
 void integer_row_block(const KernelArgs& a, int64_t r0) {
   const int64_t chunks = a.in.padded_cols / 32;
   const __m256i ones = _mm256_set1_epi16(1);
   const typename Decoder::Block* rows[R];
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i) rows[i] = a.w.row<typename Decoder::Block>(r0 + i);
   __m256 acc[R][B];
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
     for (int b = 0; b < B; ++b) acc[i][b] = _mm256_setzero_ps();
   for (int64_t c = 0; c < chunks; ++c) {
-    __m256i w[R];
-    __m256 s[R];
+#pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       float scale;
-      w[i] = Decoder::load(rows[i], c, scale);
-      s[i] = _mm256_set1_ps(scale);
-    }
-#pragma GCC unroll 8
-    for (int b = 0; b < B; ++b) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.in.ints(b) + 32 * c));
-#pragma GCC unroll 4
-      for (int i = 0; i < R; ++i) {
+      const __m256i w = Decoder::load(rows[i], c, scale);
+      const __m256 s = _mm256_set1_ps(scale);
+#pragma GCC unroll 16
+      for (int b = 0; b < B; ++b) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.in.ints(b) + 32 * c));
         __m256i dot;
         if constexpr (Decoder::kSigned) {
-          dot = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w[i]), _mm256_sign_epi8(x, w[i])), ones);
+          dot = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones);
         } else {
           const __m256i start = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.in.quads(b) + 8 * c));
-          dot = _mm256_add_epi32(start, _mm256_madd_epi16(_mm256_maddubs_epi16(w[i], x), ones));
+          dot = _mm256_add_epi32(start, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones));
         }
-        acc[i][b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s[i], acc[i][b]);
+        acc[i][b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, acc[i][b]);
       }
     }
   }
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
     for (int b = 0; b < B; ++b) a.y[b * a.ldy + r0 + i] = hsum(acc[i][b]) * a.in.x_scale[b];
 }
 

@@ -101,38 +101,52 @@ struct Int2Decoder {
 };
 
 // Rows r0..r0 + R - 1 for B vectors: R x B independent accumulator chains, x loads shared by the rows.
+// Every loop over rows and vectors is unrolled completely: GCC then keeps acc, u and s in registers
+// (with partial unrolling it kept them on the stack and the kernel ran at half the memory rate).
 template <class Decoder, int B, int R>
 void integer_row_block(const KernelArgs& a, int64_t r0) {
   const int64_t chunks = a.in.padded_cols / 64;
   const typename Decoder::Block* rows[R];
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i) rows[i] = a.w.row<typename Decoder::Block>(r0 + i);
   __m512 acc[R][B];
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
     for (int b = 0; b < B; ++b) acc[i][b] = _mm512_setzero_ps();
   for (int64_t c = 0; c < chunks; ++c) {
-    __m512i u[R];
-    __m512 s[R];
-    for (int i = 0; i < R; ++i) Decoder::load(rows[i], c, u[i], s[i]);
-#pragma GCC unroll 8
+    __m512i x[B], start[B];
+#pragma GCC unroll 16
     for (int b = 0; b < B; ++b) {
-      const __m512i x = _mm512_loadu_si512(a.in.ints(b) + 64 * c);
-      const __m512i start = _mm512_loadu_si512(a.in.quads(b) + 16 * c);
-#pragma GCC unroll 4
-      for (int i = 0; i < R; ++i)
-        acc[i][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, u[i], x)), s[i], acc[i][b]);
+      x[b] = _mm512_loadu_si512(a.in.ints(b) + 64 * c);
+      start[b] = _mm512_loadu_si512(a.in.quads(b) + 16 * c);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      __m512i u;
+      __m512 s;
+      Decoder::load(rows[i], c, u, s);
+#pragma GCC unroll 16
+      for (int b = 0; b < B; ++b)
+        acc[i][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start[b], u, x[b])), s, acc[i][b]);
     }
   }
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
     for (int b = 0; b < B; ++b) a.y[b * a.ldy + r0 + i] = _mm512_reduce_add_ps(acc[i][b]) * a.in.x_scale[b];
 }
 
-// Enough rows at once that the FMA chains hide their latency: R x B >= 4 where B is small.
+// Enough rows at once that the FMA chains hide their latency: R x B >= 4 where B is small. One
+// vector reads best with 16 rows at once (the memory system serves several streams faster than one).
 template <int B>
 constexpr int kRowsAtOnce = B == 1 ? 4 : (B == 2 ? 2 : 1);
+template <int B>
+constexpr int kIntegerRowsAtOnce = B == 1 ? 16 : kRowsAtOnce<B>;
 
 template <class Decoder, int B>
 void integer_rows(const KernelArgs& a) {
-  constexpr int R = kRowsAtOnce<B>;
+  constexpr int R = kIntegerRowsAtOnce<B>;
   int64_t r = a.row_begin;
   for (; r + R <= a.row_end; r += R) integer_row_block<Decoder, B, R>(a, r);
   for (; r < a.row_end; ++r) integer_row_block<Decoder, B, 1>(a, r);
@@ -180,28 +194,32 @@ void mxfp4_row_block(const KernelArgs& a, int64_t r0) {
   const float* scales = e8m0_values();
   const int64_t blocks = a.in.padded_cols / 32;
   const BlockMxfp4* rows[R];
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i) rows[i] = a.w.row<BlockMxfp4>(r0 + i);
   __m512 acc[R][B];
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
     for (int b = 0; b < B; ++b) acc[i][b] = _mm512_setzero_ps();
   for (int64_t j = 0; j < blocks; ++j) {
-    __m512 w0[R], w1[R], s[R];
+    __m512 x0[B], x1[B];
+#pragma GCC unroll 16
+    for (int b = 0; b < B; ++b) {
+      x0[b] = _mm512_loadu_ps(a.in.floats(b) + 32 * j);
+      x1[b] = _mm512_loadu_ps(a.in.floats(b) + 32 * j + 16);
+    }
+#pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       const __m512i low = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[i][j].codes)));
-      w0[i] = e2m1_decode(low, table);
-      w1[i] = e2m1_decode(_mm512_srli_epi32(low, 4), table);
-      s[i] = _mm512_set1_ps(scales[rows[i][j].scale_e8m0]);
-    }
-#pragma GCC unroll 8
-    for (int b = 0; b < B; ++b) {
-      const float* x = a.in.floats(b) + 32 * j;
-      const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
-#pragma GCC unroll 4
-      for (int i = 0; i < R; ++i)
-        acc[i][b] = _mm512_fmadd_ps(_mm512_fmadd_ps(w1[i], x1, _mm512_mul_ps(w0[i], x0)), s[i], acc[i][b]);
+      const __m512 w0 = e2m1_decode(low, table), w1 = e2m1_decode(_mm512_srli_epi32(low, 4), table);
+      const __m512 s = _mm512_set1_ps(scales[rows[i][j].scale_e8m0]);
+#pragma GCC unroll 16
+      for (int b = 0; b < B; ++b) acc[i][b] = _mm512_fmadd_ps(_mm512_fmadd_ps(w1, x1[b], _mm512_mul_ps(w0, x0[b])), s, acc[i][b]);
     }
   }
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
     for (int b = 0; b < B; ++b) a.y[b * a.ldy + r0 + i] = _mm512_reduce_add_ps(acc[i][b]);
 }
 
@@ -212,26 +230,30 @@ void nvfp4_row_block(const KernelArgs& a, int64_t r0) {
   const float* scales = e4m3_values();
   const int64_t blocks = a.in.padded_cols / 16;
   const BlockNvfp4* rows[R];
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i) rows[i] = a.w.row<BlockNvfp4>(r0 + i);
   __m512 acc[R][B];
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
     for (int b = 0; b < B; ++b) acc[i][b] = _mm512_setzero_ps();
   for (int64_t j = 0; j < blocks; ++j) {
-    __m512 w[R];
+    __m512 x[B];
+#pragma GCC unroll 16
+    for (int b = 0; b < B; ++b) x[b] = _mm512_loadu_ps(a.in.floats(b) + 16 * j);
+#pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       // Lanes 0-7 read the low nibbles of the 8 code bytes (codes 0-7), lanes 8-15 the high ones.
       const __m128i bytes = _mm_set1_epi64x(static_cast<long long>(load_u64(rows[i][j].codes)));
-      w[i] = _mm512_mul_ps(e2m1_decode(_mm512_srlv_epi32(_mm512_cvtepu8_epi32(bytes), shifts), table),
-                           _mm512_set1_ps(scales[rows[i][j].scale_e4m3]));
-    }
-#pragma GCC unroll 8
-    for (int b = 0; b < B; ++b) {
-      const __m512 x = _mm512_loadu_ps(a.in.floats(b) + 16 * j);
-#pragma GCC unroll 4
-      for (int i = 0; i < R; ++i) acc[i][b] = _mm512_fmadd_ps(w[i], x, acc[i][b]);
+      const __m512 w = _mm512_mul_ps(e2m1_decode(_mm512_srlv_epi32(_mm512_cvtepu8_epi32(bytes), shifts), table),
+                                     _mm512_set1_ps(scales[rows[i][j].scale_e4m3]));
+#pragma GCC unroll 16
+      for (int b = 0; b < B; ++b) acc[i][b] = _mm512_fmadd_ps(w, x[b], acc[i][b]);
     }
   }
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
     for (int b = 0; b < B; ++b) a.y[b * a.ldy + r0 + i] = _mm512_reduce_add_ps(acc[i][b]) * a.w.tensor_scale();
 }
 
