@@ -180,6 +180,40 @@ TEST(Engine, RecipesAreRefusedBeforeWork) {
           "layers": [{"position": "first", "weights": "int8"}, {"op": "Gemm", "activations": "float"}]})")));
 }
 
+// Gemm's alpha scales A B only: y = alpha A B + beta C, also when C is a bias row that the oneDNN
+// primitive could take (its output scale would scale the bias too).
+TEST(Engine, GemmAlphaDoesNotScaleTheBias) {
+  const int64_t M = 3, K = 4, N = 5;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> d(-1, 1);
+  std::vector<float> av(M * K), bv(K * N), cv(N);
+  for (auto* v : {&av, &bv, &cv})
+    for (float& x : *v) x = d(rng);
+  for (float beta : {1.0f, 0.5f}) {
+    Graph g;
+    g.inputs.push_back(ValueInfo{"a", DType::F32, {M, K}, {"", ""}, true});
+    g.outputs.push_back(ValueInfo{"y", DType::F32, {}, {}, false});
+    g.initializers["b"] = Tensor::from<float>({K, N}, bv);
+    g.initializers["c"] = Tensor::from<float>({N}, cv);
+    Node n;
+    n.name = "fc";
+    n.op_type = "Gemm";
+    n.inputs = {"a", "b", "c"};
+    n.outputs = {"y"};
+    n.attrs["alpha"] = Attribute{1.5f};
+    n.attrs["beta"] = Attribute{beta};
+    g.nodes.push_back(n);
+    Session s(g);
+    Tensor y = s.run(Tensor::from<float>({M, K}, av))[0];
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        double want = beta * cv[static_cast<size_t>(j)];
+        for (int64_t k = 0; k < K; ++k) want += 1.5 * av[static_cast<size_t>(i * K + k)] * bv[static_cast<size_t>(k * N + j)];
+        EXPECT_NEAR(y.data<float>()[i * N + j], want, 1e-5) << beta << " " << i << " " << j;
+      }
+  }
+}
+
 TEST(Engine, LayerRulesPickFormats) {
   QuantRecipe r = QuantRecipe::from_json(nlohmann::json::parse(
       R"({"weights": {"format": "int4"}, "activations": {"format": "int8"},

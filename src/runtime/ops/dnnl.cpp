@@ -295,7 +295,8 @@ class GemmKernel : public Kernel {
     if (c) require_dtype(*c, DType::F32, "C");
     int64_t m = as[0], n = bs[1];
     // A bias row [N] or [1,N] with beta 1 goes into the primitive; anything else is added after.
-    bool fuse_bias = c && beta_ == 1.f && c->size() == n && (c->rank() == 1 || (c->rank() == 2 && c->dim(0) == 1));
+    // Not with alpha != 1: oneDNN applies the output scale to the bias too, alpha (A B + C).
+    bool fuse_bias = c && beta_ == 1.f && alpha_ == 1.f && c->size() == n && (c->rank() == 1 || (c->rank() == 2 && c->dim(0) == 1));
     Tensor bias_row;
     if (fuse_bias) {
       bias_row = *c;
