@@ -4,87 +4,12 @@
 #include <limits>
 #include <set>
 
+#include "src/graph/graph_edit.hpp"
+
 namespace lowbit {
 
-namespace {
-
-bool is_graph_output(const Graph& g, const std::string& v) {
-  for (const ValueInfo& o : g.outputs)
-    if (o.name == v) return true;
-  return false;
-}
-
-// The single node reading `value`, if exactly one node reads it and it is not a graph output.
-Node* only_consumer(Graph& g, const std::string& value) {
-  if (is_graph_output(g, value)) return nullptr;
-  Node* found = nullptr;
-  for (Node& n : g.nodes)
-    for (const std::string& in : n.inputs)
-      if (in == value) {
-        if (found && found != &n) return nullptr;
-        found = &n;
-      }
-  return found;
-}
-
-void erase_nodes(Graph& g, const std::set<const Node*>& dead) {
-  std::vector<Node> kept;
-  for (Node& n : g.nodes)
-    if (!dead.count(&n)) kept.push_back(std::move(n));
-  g.nodes = std::move(kept);
-}
-
-}  // namespace
-
-int fold_batch_norm(Graph& g) {
-  std::set<const Node*> dead;
-  int folded = 0;
-  for (Node& conv : g.nodes) {
-    if (conv.op_type != "Conv" || !conv.domain.empty() || conv.outputs.size() != 1) continue;
-    const Tensor* w = conv.has_input(1) ? g.initializer(conv.inputs[1]) : nullptr;
-    if (!w || w->dtype() != DType::F32 || w->rank() < 3) continue;
-    Node* bn = only_consumer(g, conv.outputs[0]);
-    if (!bn || bn->op_type != "BatchNormalization" || bn->i("training_mode", 0) != 0 || bn->outputs.size() != 1 ||
-        bn->inputs.size() < 5 || bn->inputs[0] != conv.outputs[0])
-      continue;
-    const Tensor* p[4];
-    bool ok = true;
-    int64_t oc = w->dim(0);
-    for (int k = 0; k < 4; ++k) {
-      p[k] = g.initializer(bn->inputs[static_cast<size_t>(k + 1)]);
-      if (!p[k] || p[k]->dtype() != DType::F32 || p[k]->size() != oc) ok = false;
-    }
-    const Tensor* b = conv.has_input(2) ? g.initializer(conv.inputs[2]) : nullptr;
-    if (conv.has_input(2) && (!b || b->dtype() != DType::F32 || b->size() != oc)) ok = false;
-    if (!ok) continue;
-    float eps = bn->f("epsilon", 1e-5f);
-    Tensor nw = *w, nb(DType::F32, {oc});
-    int64_t per = w->size() / oc;
-    for (int64_t c = 0; c < oc; ++c) {
-      float a = p[0]->data<float>()[c] / std::sqrt(p[3]->data<float>()[c] + eps);
-      float* row = nw.data<float>() + c * per;
-      for (int64_t k = 0; k < per; ++k) row[k] *= a;
-      float bias = b ? b->data<float>()[c] : 0.f;
-      nb.data<float>()[c] = (bias - p[2]->data<float>()[c]) * a + p[1]->data<float>()[c];
-    }
-    std::string wn = g.unique_name(conv.inputs[1] + "_bnfolded"), bname = g.unique_name(conv.inputs[1] + "_bnfolded_bias");
-    g.initializers.emplace(wn, std::move(nw));
-    g.initializers.emplace(bname, std::move(nb));
-    conv.inputs.resize(3);
-    conv.inputs[1] = wn;
-    conv.inputs[2] = bname;
-    conv.outputs[0] = bn->outputs[0];
-    dead.insert(bn);
-    ++folded;
-  }
-  erase_nodes(g, dead);
-  // Drop initializers nobody reads any more.
-  std::set<std::string> used;
-  for (const Node& n : g.nodes) used.insert(n.inputs.begin(), n.inputs.end());
-  for (auto it = g.initializers.begin(); it != g.initializers.end();)
-    it = used.count(it->first) ? std::next(it) : g.initializers.erase(it);
-  return folded;
-}
+using detail::erase_nodes;
+using detail::only_consumer;
 
 int fuse_activations(Graph& g) {
   std::set<const Node*> dead;

@@ -14,7 +14,7 @@ namespace lowbit {
 
 struct SessionOptions {
   int threads = 1;
-  // Fold BatchNormalization into Conv and fuse Relu / Clip into the op before them (as ONNX
+  // Fold BatchNormalization into Conv / Gemm and fuse Relu / Clip into the op before them (as ONNX
   // Runtime does); changes results only by float32 rounding.
   bool optimize = true;
 };
