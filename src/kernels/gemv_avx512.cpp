@@ -73,6 +73,7 @@ struct Int4G32Decoder {
 
 struct Int4G128Decoder {
   using Block = BlockInt4G128;
+  static constexpr int kChunksPerScale = 2;
   static void load(const Block* row, int64_t c, __m512i& u, __m512& s) {
     const Block& b = row[c / 2];
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.codes + 32 * (c % 2)));
@@ -100,11 +101,20 @@ struct Int2Decoder {
   }
 };
 
+// Chunks of 64 elements that share one scale: 2 for int4 g128, whose dot products then add up in
+// int32 over the whole group before one conversion and one FMA.
+template <class Decoder>
+constexpr int chunks_per_scale() {
+  if constexpr (requires { Decoder::kChunksPerScale; }) return Decoder::kChunksPerScale;
+  return 1;
+}
+
 // Rows r0..r0 + R - 1 for B vectors: R x B independent accumulator chains, x loads shared by the rows.
 // Every loop over rows and vectors is unrolled completely: GCC then keeps acc, u and s in registers
 // (with partial unrolling it kept them on the stack and the kernel ran at half the memory rate).
 template <class Decoder, int B, int R>
 void integer_row_block(const KernelArgs& a, int64_t r0) {
+  constexpr int K = chunks_per_scale<Decoder>();
   const int64_t chunks = a.in.padded_cols / 64;
   const typename Decoder::Block* rows[R];
 #pragma GCC unroll 16
@@ -114,21 +124,30 @@ void integer_row_block(const KernelArgs& a, int64_t r0) {
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 16
     for (int b = 0; b < B; ++b) acc[i][b] = _mm512_setzero_ps();
-  for (int64_t c = 0; c < chunks; ++c) {
-    __m512i x[B], start[B];
+  for (int64_t c = 0; c < chunks; c += K) {
+    __m512i x[K][B], start[B];
 #pragma GCC unroll 16
     for (int b = 0; b < B; ++b) {
-      x[b] = _mm512_loadu_si512(a.in.ints(b) + 64 * c);
       start[b] = _mm512_loadu_si512(a.in.quads(b) + 16 * c);
+#pragma GCC unroll 4
+      for (int k = 0; k < K; ++k) {
+        x[k][b] = _mm512_loadu_si512(a.in.ints(b) + 64 * (c + k));
+        if (k > 0) start[b] = _mm512_add_epi32(start[b], _mm512_loadu_si512(a.in.quads(b) + 16 * (c + k)));
+      }
     }
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
-      __m512i u;
+      __m512i dot[B];
       __m512 s;
-      Decoder::load(rows[i], c, u, s);
+#pragma GCC unroll 4
+      for (int k = 0; k < K; ++k) {
+        __m512i u;
+        Decoder::load(rows[i], c + k, u, s);
 #pragma GCC unroll 16
-      for (int b = 0; b < B; ++b)
-        acc[i][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start[b], u, x[b])), s, acc[i][b]);
+        for (int b = 0; b < B; ++b) dot[b] = _mm512_dpbusd_epi32(k == 0 ? start[b] : dot[b], u, x[k][b]);
+      }
+#pragma GCC unroll 16
+      for (int b = 0; b < B; ++b) acc[i][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[b]), s, acc[i][b]);
     }
   }
 #pragma GCC unroll 16
