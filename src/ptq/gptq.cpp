@@ -136,6 +136,26 @@ void add_conv_input(HessianAccumulator& h, const Node& conv, const Tensor& x, co
   }
 }
 
+void add_grouped_conv_input(std::vector<HessianAccumulator>& per_group, const Node& conv, const Tensor& x, const Shape& w_shape) {
+  require_plain_f32(x, conv.label().c_str());
+  const int64_t groups = conv.i("group", 1);
+  if (groups < 1 || static_cast<int64_t>(per_group.size()) != groups || x.rank() != 4 || w_shape.size() != 4 || x.dim(1) % groups != 0 ||
+      w_shape[0] % groups != 0 || x.dim(1) / groups != w_shape[1])
+    throw std::invalid_argument(fmt::format("{}: input {} and weights {} do not make {} groups", conv.label(), shape_string(x.shape()),
+                                            shape_string(w_shape), groups));
+  const int64_t n = x.dim(0), in_per_group = x.dim(1) / groups, plane = x.dim(2) * x.dim(3);
+  Node one = conv;
+  one.attrs["group"] = Attribute{int64_t{1}};
+  const Shape w_group{w_shape[0] / groups, in_per_group, w_shape[2], w_shape[3]};
+  Tensor slice = Tensor::uninitialized(DType::F32, {n, in_per_group, x.dim(2), x.dim(3)});
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t i = 0; i < n; ++i)
+      std::copy_n(x.data<float>() + (i * x.dim(1) + g * in_per_group) * plane, in_per_group * plane,
+                  slice.data<float>() + i * in_per_group * plane);
+    add_conv_input(per_group[static_cast<size_t>(g)], one, slice, w_group);
+  }
+}
+
 std::vector<float> conv_input_rows(const Node& conv, const Tensor& x, const Shape& w_shape) {
   const ConvGeometry g = conv_rows_geometry(conv, x, w_shape, -1);
   const int64_t per_image = g.output_shape[2] * g.output_shape[3] * x.dim(1) * g.kernel[0] * g.kernel[1];
@@ -395,6 +415,31 @@ GptqResult gptq_quantize_layer(const Node& layer, const Tensor& w, const std::ve
     for (int64_t j = 0; j < n; ++j) t[static_cast<size_t>(i * n + j)] = res.weights[static_cast<size_t>(j * k + i)];
   res.weights = std::move(t);
   return res;
+}
+
+GptqResult gptq_quantize_grouped_conv(const Node& conv, const Tensor& w, const std::vector<std::vector<double>>& hessians,
+                                      const QuantizerConfig& cfg, const GptqOptions& opt) {
+  const int64_t groups = conv.i("group", 1);
+  if (conv.op_type != "Conv" || w.dtype() != DType::F32 || w.rank() < 3 || groups < 1 || w.dim(0) % groups != 0 ||
+      static_cast<int64_t>(hessians.size()) != groups)
+    throw std::invalid_argument(fmt::format("{}: weights {} and {} Hessians do not make {} groups", conv.label(), shape_string(w.shape()),
+                                            hessians.size(), groups));
+  if (cfg.granularity != Granularity::Channel || cfg.axis != 0)
+    throw std::invalid_argument(fmt::format("{}: GPTQ of a grouped convolution needs per-output-channel scales (axis 0)", conv.label()));
+  const int64_t rows = w.dim(0) / groups, cols = w.size() / w.dim(0);
+  Shape group_shape = w.shape();
+  group_shape[0] = rows;
+  GptqResult out;
+  out.weights.reserve(static_cast<size_t>(w.size()));
+  for (int64_t g = 0; g < groups; ++g) {
+    std::span<const float> wg(w.data<float>() + g * rows * cols, static_cast<size_t>(rows * cols));
+    GptqResult r = gptq_quantize(wg, rows, cols, hessians[static_cast<size_t>(g)], cfg, opt, group_shape);
+    out.weights.insert(out.weights.end(), r.weights.begin(), r.weights.end());
+    out.params.scale.insert(out.params.scale.end(), r.params.scale.begin(), r.params.scale.end());
+    out.params.zero_point.insert(out.params.zero_point.end(), r.params.zero_point.begin(), r.params.zero_point.end());
+    out.dead_columns += r.dead_columns;
+  }
+  return out;
 }
 
 double layer_output_error(std::span<const float> w, std::span<const float> wq, int64_t rows, int64_t cols, const std::vector<double>& hessian) {

@@ -39,9 +39,18 @@ std::string config_key(const QuantizerConfig& c) {
 // What GPTQ and AdaRound need of a layer's float inputs on the calibration data.
 struct LayerInputs {
   std::unique_ptr<HessianAccumulator> hessian;  // GPTQ
+  std::vector<HessianAccumulator> group_hessians;  // GPTQ of a grouped Conv: one per group
   std::vector<float> rows;                      // AdaRound: sampled input rows (im2col for Conv)
   int64_t cols = 0;
 };
+
+GptqOptions gptq_options(const PassSpec& p) {
+  GptqOptions o;
+  o.damp = p.number("damp", o.damp);
+  o.block_size = static_cast<int>(p.number("block_size", o.block_size));
+  o.act_order = p.flag("act_order", o.act_order);
+  return o;
+}
 
 // Rows per layer kept for AdaRound.
 constexpr int64_t kAdaRoundRows = 4096;
@@ -53,11 +62,17 @@ std::map<size_t, LayerInputs> collect_layer_inputs(const Graph& g, const std::ve
   for (size_t k : layers) {
     const Node& n = g.nodes[k];
     const Tensor* w = n.has_input(1) ? g.initializer(n.inputs[1]) : nullptr;
-    if (!w || w->dtype() != DType::F32 || n.i("group", 1) != 1 || !n.has_input(0) || g.initializer(n.inputs[0])) continue;
+    if (!w || w->dtype() != DType::F32 || !n.has_input(0) || g.initializer(n.inputs[0])) continue;
     if (n.op_type == "MatMul" && w->rank() != 2) continue;
+    const int64_t groups = n.i("group", 1);
+    if (groups != 1 && (keep_rows || n.op_type != "Conv" || w->rank() != 4)) continue;  // grouped: GPTQ of 2-D Conv only
     LayerInputs& in = out[k];
     in.cols = n.op_type == "Conv" ? w->size() / w->dim(0) : (n.op_type == "Gemm" && n.i("transB", 0) ? w->dim(1) : w->dim(0));
-    if (!keep_rows) in.hessian = std::make_unique<HessianAccumulator>(in.cols, threads);
+    if (groups != 1) {
+      for (int64_t i = 0; i < groups; ++i) in.group_hessians.emplace_back(in.cols, 1);
+    } else if (!keep_rows) {
+      in.hessian = std::make_unique<HessianAccumulator>(in.cols, threads);
+    }
     readers[n.inputs[0]].push_back(k);
   }
   Session s(g, SessionOptions{threads, true});
@@ -70,7 +85,9 @@ std::map<size_t, LayerInputs> collect_layer_inputs(const Graph& g, const std::ve
       const Node& n = g.nodes[k];
       const Shape& w_shape = g.initializer(n.inputs[1])->shape();
       LayerInputs& in = out[k];
-      if (in.hessian) {
+      if (!in.group_hessians.empty()) {
+        add_grouped_conv_input(in.group_hessians, n, x, w_shape);
+      } else if (in.hessian) {
         add_layer_input(*in.hessian, n, x, w_shape);
       } else if (n.op_type == "Conv") {
         std::vector<float> rows = conv_im2col(n, x, w_shape, per_batch, seed++);
@@ -183,13 +200,17 @@ QuantizeGraphResult quantize_graph(Graph g, const QuantRecipe& recipe, const Cal
         Tensor wq = Tensor::uninitialized(DType::F32, w->shape());
         rep.rounding = "nearest";
         auto in = inputs.find(layers[li]);
-        bool learned = in != inputs.end() && c->format.scalar() && n.i("group", 1) == 1;
-        if (learned && gptq) {
-          GptqOptions o;
-          o.damp = gptq->number("damp", o.damp);
-          o.block_size = static_cast<int>(gptq->number("block_size", o.block_size));
-          o.act_order = gptq->flag("act_order", o.act_order);
-          GptqResult r = gptq_quantize_layer(n, *w, in->second.hessian->hessian(), *c, o);
+        const bool grouped = in != inputs.end() && !in->second.group_hessians.empty();
+        bool learned = in != inputs.end() && c->format.scalar() && !grouped;
+        if (grouped && gptq && c->format.scalar() && c->granularity == Granularity::Channel && c->axis == 0) {
+          std::vector<std::vector<double>> hessians;
+          for (const HessianAccumulator& h : in->second.group_hessians) hessians.push_back(h.hessian());
+          GptqResult r = gptq_quantize_grouped_conv(n, *w, hessians, *c, gptq_options(*gptq));
+          std::copy(r.weights.begin(), r.weights.end(), wq.data<float>());
+          rep.weight_params = std::move(r.params);
+          rep.rounding = "gptq";
+        } else if (learned && gptq) {
+          GptqResult r = gptq_quantize_layer(n, *w, in->second.hessian->hessian(), *c, gptq_options(*gptq));
           std::copy(r.weights.begin(), r.weights.end(), wq.data<float>());
           rep.weight_params = std::move(r.params);
           rep.rounding = "gptq";

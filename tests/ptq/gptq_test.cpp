@@ -338,6 +338,81 @@ TEST(Gptq, BeatsRoundToNearestOnMobileNet) {
   expect_clearly_better(compare_with_rtn(mobilenet_layers(), {"conv_pw_1", "conv_pw_6", "conv_pw_13", "conv_preds"}));
 }
 
+// Depthwise convolutions (group = channels): one Hessian per group from that group's own input
+// channels. Checked on MobileNet's real conv_dw_2 / conv_dw_13 inputs: w_c^T H_c w_c * N / 2 equals
+// the sum of squares of channel c's real outputs (bias removed), so the per-group rows are right;
+// GPTQ then keeps round-to-nearest's per-channel scales and lowers the output error.
+TEST(Gptq, DepthwiseConvolutionsPerGroupOnMobileNet) {
+  Graph g = folded_model("mobilenet_v1_0.75_224.onnx");
+  const ModelCard card = *find_model_card(kData + "/models/mobilenet_v1_0.75_224.onnx");
+  for (const char* name : {"conv_dw_2", "conv_dw_13"}) {
+    const Node* dw = nullptr;
+    for (const Node& n : g.nodes)
+      if (n.name == name) dw = &n;
+    ASSERT_NE(dw, nullptr) << name;
+    const Tensor& w = *g.initializer(dw->inputs[1]);
+    const Tensor* bias = g.initializer(dw->inputs.at(2));
+    ASSERT_NE(bias, nullptr);
+    const int64_t groups = dw->i("group", 1), cols = w.size() / w.dim(0);
+    ASSERT_EQ(groups, w.dim(0)) << name;  // depthwise
+    std::vector<HessianAccumulator> acc;
+    for (int64_t k = 0; k < groups; ++k) acc.emplace_back(cols, 1);
+    std::vector<double> output_squares(static_cast<size_t>(groups), 0.0);
+    Session s(g, SessionOptions{2, false});  // unfused: the conv output is W x + b
+    s.set_value_hook({dw->inputs[0], dw->outputs[0]}, [&](const std::string& value, const Tensor& t) {
+      if (value == dw->inputs[0]) return add_grouped_conv_input(acc, *dw, t, w.shape());
+      const int64_t plane = t.dim(2) * t.dim(3);
+      for (int64_t i = 0; i < t.dim(0); ++i)
+        for (int64_t c = 0; c < groups; ++c)
+          for (int64_t p = 0; p < plane; ++p) {
+            const double y = t.data<float>()[(i * groups + c) * plane + p] - bias->data<float>()[c];
+            output_squares[static_cast<size_t>(c)] += y * y;
+          }
+    });
+    calibration_feed(calibration_set(card), card.preprocess_for(card.calibration_data), scaled(32), 16, 2)(
+        [&](Tensor x) { s.run(std::move(x)); });
+    std::vector<std::vector<double>> hessians;
+    double rtn_error = 0, gptq_error = 0;
+    const QuantizerConfig cfg = config("int4", Granularity::Channel, 0);
+    const GptqResult r = gptq_quantize_grouped_conv(*dw, w, [&] {
+      for (const HessianAccumulator& h : acc) hessians.push_back(h.hessian());
+      return hessians;
+    }(), cfg);
+    Quantizer q(cfg);
+    q.observe(w.span<float>(), w.shape());
+    const QuantParams rtn_params = q.compute_params();
+    ASSERT_EQ(r.params.scale.size(), static_cast<size_t>(groups));
+    int live = 0;
+    for (int64_t c = 0; c < groups; ++c) {
+      const std::vector<double>& h = hessians[static_cast<size_t>(c)];
+      bool dead_input = false;  // GPTQ zeroes the weights of inputs that are always zero before its scales
+      for (int64_t i = 0; i < cols; ++i) dead_input = dead_input || h[static_cast<size_t>(i * cols + i)] == 0;
+      if (dead_input) continue;
+      ++live;
+      EXPECT_EQ(r.params.scale[static_cast<size_t>(c)], rtn_params.scale[static_cast<size_t>(c)]) << name << " channel " << c;
+    }
+    EXPECT_GT(live, groups / 2) << name;
+    std::vector<float> rtn(static_cast<size_t>(w.size()));
+    q.fake_quant(w.span<float>(), rtn, w.shape());
+    for (int64_t c = 0; c < groups; ++c) {
+      const std::vector<double>& h = hessians[static_cast<size_t>(c)];
+      std::span<const float> wc(w.data<float>() + c * cols, static_cast<size_t>(cols));
+      double quadratic = 0;
+      for (int64_t i = 0; i < cols; ++i)
+        for (int64_t j = 0; j < cols; ++j) quadratic += wc[static_cast<size_t>(i)] * h[static_cast<size_t>(i * cols + j)] * wc[static_cast<size_t>(j)];
+      const double from_hessian = quadratic * static_cast<double>(acc[static_cast<size_t>(c)].samples()) / 2;
+      EXPECT_NEAR(from_hessian, output_squares[static_cast<size_t>(c)], 1e-3 * output_squares[static_cast<size_t>(c)] + 1e-6)
+          << name << " channel " << c;
+      std::span<const float> gc(r.weights.data() + c * cols, static_cast<size_t>(cols)), rc(rtn.data() + c * cols, static_cast<size_t>(cols));
+      gptq_error += layer_output_error(wc, gc, 1, cols, h);
+      rtn_error += layer_output_error(wc, rc, 1, cols, h);
+    }
+    std::printf("%s: %lld groups of %lld columns, output error gptq / rtn = %.3f\n", name, static_cast<long long>(groups),
+                static_cast<long long>(cols), gptq_error / rtn_error);
+    EXPECT_LT(gptq_error, 0.9 * rtn_error) << name;
+  }
+}
+
 // The gain is not an artefact of measuring on the calibration inputs themselves: the output error on
 // 256 other CIFAR-10 images (the Hessian of their inputs) drops as well.
 TEST(Gptq, GainHoldsOnHeldOutImages) {

@@ -44,6 +44,9 @@ class HessianAccumulator {
 // weight's [IC, kh, kw] order, zero where the window lies in the padding. w_shape = [OC, IC, kh, kw].
 // Throws std::invalid_argument for grouped / depthwise convolutions and shapes that do not match.
 void add_conv_input(HessianAccumulator& h, const Node& conv, const Tensor& x, const Shape& w_shape);
+// Grouped Conv (depthwise included): group g's rows, from its input channels only, go to per_group[g]
+// (one accumulator of IC/G*kh*kw columns per group; w_shape = [OC, IC/G, kh, kw]).
+void add_grouped_conv_input(std::vector<HessianAccumulator>& per_group, const Node& conv, const Tensor& x, const Shape& w_shape);
 // The same rows for every image of x: [N * OH * OW, IC * kh * kw], row-major.
 std::vector<float> conv_input_rows(const Node& conv, const Tensor& x, const Shape& w_shape);
 // Gemm: the rows of A ([M, K], or its columns when transA = 1).
@@ -81,6 +84,12 @@ GptqResult gptq_quantize(std::span<const float> w, int64_t rows, int64_t cols, c
 // transB = 0 and MatMul ([K, N], 2-D only) through their transpose. Returns weights in w's layout.
 GptqResult gptq_quantize_layer(const Node& layer, const Tensor& w, const std::vector<double>& hessian,
                                const QuantizerConfig& cfg, const GptqOptions& opt = {});
+
+// GPTQ of a grouped Conv weight [OC, IC/G, kh, kw]: each group's output channels with its own
+// Hessian (hessians[g], as add_grouped_conv_input makes them). cfg must be per output channel
+// (axis 0): the groups then get exactly the scales round-to-nearest gives them.
+GptqResult gptq_quantize_grouped_conv(const Node& conv, const Tensor& w, const std::vector<std::vector<double>>& hessians,
+                                      const QuantizerConfig& cfg, const GptqOptions& opt = {});
 
 // trace((W - Wq) H (W - Wq)^T): the squared output error on the calibration inputs (times 2/N).
 double layer_output_error(std::span<const float> w, std::span<const float> wq, int64_t rows, int64_t cols,
