@@ -7,6 +7,20 @@
 #include <limits>
 
 namespace lowbit::detail {
+namespace {
+// Significant bits of a finite double (53 at most): its significand shifted until it is odd.
+int significant_bits(double v) {
+  if (v == 0 || !std::isfinite(v)) return 0;
+  int exp = 0;
+  uint64_t m = static_cast<uint64_t>(std::ldexp(std::frexp(std::fabs(v), &exp), 53));
+  int bits = 53;
+  while ((m & 1u) == 0) {
+    m >>= 1;
+    --bits;
+  }
+  return bits;
+}
+}  // namespace
 
 BlockScaler::BlockScaler(const BlockFormat& f, double tensor) : f_(f), tensor_(tensor) {
   const BlockParams& p = f.params();
@@ -19,6 +33,18 @@ BlockScaler::BlockScaler(const BlockFormat& f, double tensor) : f_(f), tensor_(t
   }
   if (s.kind != ScaleKind::Format || s.format->bits() > 12) return;  // fp32 scales: the exact slow path
   const ScalarFormat& g = *s.format;
+  if (p.rule == ScaleRule::Nearest && g.kind() == ScalarKind::Minifloat && g.minifloat_params().subnormals &&
+      g.minifloat_params().has_zero && g.float32_exact()) {
+    // A double quotient amax / denom lies on the same side of every grid midpoint as the exact
+    // ratio when denom * midpoint has <= 50 significant bits (a 24-bit amax differs from it by at
+    // least 2^-50 relative, the quotient's error is 2^-53): then rounding it is exact.
+    const double denom = p.element.max() * tensor;  // exact: <= 24 + 24 bits
+    const int midpoint_bits = g.minifloat_params().mantissa_bits + 2;
+    if (significant_bits(p.element.max()) + significant_bits(tensor) + midpoint_bits <= 50 && denom > 0 &&
+        std::isfinite(denom))
+      nearest_ = NearestMinifloatScale{denom, tensor, g.minifloat_params().mantissa_bits, 1 - g.minifloat_params().bias,
+                                       g.min_normal(), g.max()};
+  }
   for (uint64_t c = 0; c < g.code_count(); ++c) {
     const double v = g.decode(static_cast<uint32_t>(c));
     if (std::isfinite(v) && v >= 0 && !std::signbit(v)) grid_.push_back(v);

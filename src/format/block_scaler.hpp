@@ -17,11 +17,14 @@ class BlockScaler {
   double scale(double amax) const;
   // The OCP MX floor rule's parameters when this scaler is that shortcut.
   const std::optional<Pow2FloorScale>& pow2_floor() const { return mx_; }
+  // The nearest rule on a minifloat grid with zero and subnormals, when exact in double lanes.
+  const std::optional<NearestMinifloatScale>& nearest_minifloat() const { return nearest_; }
 
  private:
   const BlockFormat& f_;
   double tensor_;
   std::optional<Pow2FloorScale> mx_;  // OCP MX floor rule on an E8M0 / pow2 scale, no tensor scale
+  std::optional<NearestMinifloatScale> nearest_;
   // Table: grid values g_i ascending and their products with the denominator.
   std::vector<double> grid_;
   std::vector<double> products_;

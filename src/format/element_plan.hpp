@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "lowbit/format/bitmod.hpp"
 #include "lowbit/format/rounding.hpp"
 #include "lowbit/format/scalar_format.hpp"
 
@@ -86,6 +87,41 @@ struct Pow2FloorScale {
 // computed in place). Returns the blocks done (none unless `block` is a multiple of the SIMD width).
 size_t quantize_mx_blocks_simd(const ElementPlan& p, const Pow2FloorScale& rule, const float* in, float* out,
                                size_t blocks, size_t block, uint64_t index0);
+// The nearest rule on a minifloat scale grid with zero and subnormals (NVFP4's E4M3 under an fp32
+// tensor scale): scale = amax / denom rounded to the grid, ties to the even code, saturating at
+// max; the block's effective scale is float(scale * tensor). Exact from a double quotient when
+// denom * (a grid midpoint) has at most 50 significant bits (BlockScaler checks).
+struct NearestMinifloatScale {
+  double denom = 1, tensor = 1;
+  int mantissa_bits = 0, emin = 0;  // scale grid: 2^emin is its smallest normal
+  double min_normal = 0, max = 0;
+};
+// Scales computed many blocks at a time in SIMD, then the elements (x / scale, rounded, times scale,
+// the reference's order). Returns the blocks done (none unless `block` is a multiple of the SIMD width).
+// stream: write the output with non-temporal stores (tensors far larger than the caches).
+size_t quantize_nearest_scaled_blocks_simd(const ElementPlan& p, const NearestMinifloatScale& rule, const float* in,
+                                           float* out, size_t blocks, size_t block, uint64_t index0, bool stream);
+// Outputs at least this large are written with non-temporal stores by the kernels that can.
+inline constexpr size_t kStreamBytes = size_t{32} << 20;
+// BitMoD's four candidate grids, each the symmetric base grid (integer-scaled FP3 {0,1,2,4} or FP4
+// {0,1,...,12}) plus one extra value, for the SIMD kernel. Candidates 0,1 share one scale (their
+// grids' largest magnitude gmax[0]), 2,3 another.
+struct BitmodPlan {
+  int base_mantissa_bits = 1;    // FP4 = E2M1 x 2 (1), FP3 = E2M0 (0)
+  float base_max = 12;           // largest base magnitude
+  float extra[4] = {};           // each candidate's extra value
+  float cell_lo[4] = {}, cell_hi[4] = {};  // v rounds to the extra when cell_lo < v <= cell_hi
+  double gmax[2] = {};           // scale = fp16(amax / gmax), clamped to [min_scale, max_scale]
+  float min_scale = 0, max_scale = 0;
+  int top_ulp_exp = 2;           // the base grid's largest step is 2^top_ulp_exp
+  size_t group = 128;
+};
+BitmodPlan make_bitmod_plan(const BitmodFormat& f);
+// Whole groups of `plan.group` floats from in[0]: returns the groups done (none unless the group
+// is a multiple of the SIMD width). A group whose candidates the fast error sums cannot order for
+// certain (or with NaN / inf) goes through format.quantize_reference.
+size_t bitmod_groups_simd(const BitmodPlan& plan, const BitmodFormat& format, const float* in, float* out,
+                          size_t groups);
 // Largest |x| over n floats, and whether all are finite.
 float abs_max(const float* in, size_t n, bool* all_finite);
 

@@ -87,6 +87,40 @@ ElementPlan make_plan(const ScalarFormat& f, Rounding r, uint32_t seed) {
   return p;
 }
 
+BitmodPlan make_bitmod_plan(const BitmodFormat& f) {
+  BitmodPlan p;
+  const int base_bits = f.params().base_bits;
+  p.base_mantissa_bits = base_bits == 4 ? 1 : 0;
+  p.group = static_cast<size_t>(f.params().group_size);
+  const ScalarFormat float16 = ScalarFormat::minifloat({5, 10, true, 15, Specials::Ieee, true, true, true});
+  p.min_scale = static_cast<float>(float16.quantize(1e-5));
+  p.max_scale = static_cast<float>(float16.quantize(1e4));
+  double base_max = 0;
+  const auto& grids = f.grids();
+  for (size_t c = 0; c < 4; ++c) {
+    const std::vector<double>& g = grids[c];
+    for (size_t i = 0; i < g.size(); ++i) {
+      if (std::find(g.begin(), g.end(), -g[i]) != g.end()) {
+        base_max = std::max(base_max, std::fabs(g[i]));
+        continue;
+      }
+      // The extra value: the one whose negation is not in the grid. Its cell runs between the
+      // midpoints with its neighbours (open below, closed above: ties go to the lower value).
+      p.extra[c] = static_cast<float>(g[i]);
+      p.cell_lo[c] = i > 0 ? static_cast<float>((g[i - 1] + g[i]) / 2) : -std::numeric_limits<float>::infinity();
+      p.cell_hi[c] = i + 1 < g.size() ? static_cast<float>((g[i] + g[i + 1]) / 2) : std::numeric_limits<float>::infinity();
+    }
+  }
+  p.base_max = static_cast<float>(base_max);
+  p.top_ulp_exp = std::ilogb(base_max) - p.base_mantissa_bits;
+  // The kernel takes candidates 2 and 3 as the asymmetry extras beyond the base grid's ends.
+  if (!(std::isinf(p.cell_hi[2]) && std::isinf(p.cell_lo[3]) && std::isfinite(p.cell_lo[2]) && std::isfinite(p.cell_hi[3])))
+    throw std::logic_error("bitmod candidates 2 and 3 must extend the grid's ends");
+  p.gmax[0] = std::max(-grids[0].front(), grids[0].back());
+  p.gmax[1] = std::max(-grids[2].front(), grids[2].back());
+  return p;
+}
+
 namespace {
 void quantize_tail(const ScalarFormat& f, Rounding r, uint32_t seed, const float* in, float* out, size_t n,
                    uint64_t index0, float scale) {
@@ -163,6 +197,7 @@ void fake_quant_block(const BlockFormat& bf, std::span<const float> in, std::spa
   const size_t bs = static_cast<size_t>(bf.params().block_size);
   const size_t rows = static_cast<size_t>(view.outer), len = static_cast<size_t>(view.length);
   const bool pow2 = bf.params().scale.is_power_of_two() && !bf.params().tensor_scale;
+  const bool stream = in.size() * sizeof(float) >= detail::kStreamBytes;
   auto effective_scale = [&](bool finite, float amax) -> float {
     if (!finite) return std::numeric_limits<float>::quiet_NaN();
     return static_cast<float>(scaler.scale(amax) * tensor);
@@ -172,6 +207,10 @@ void fake_quant_block(const BlockFormat& bf, std::span<const float> in, std::spa
     parallel_chunks(rows * len / bs, opt.threads, 1, [&](size_t b0, size_t b1) {
       if (const auto mx = scaler.pow2_floor();
           mx && detail::quantize_mx_blocks_simd(plan, *mx, in.data() + b0 * bs, out.data() + b0 * bs, b1 - b0, bs, b0 * bs) == b1 - b0)
+        return;
+      if (const auto& nearest = scaler.nearest_minifloat();
+          nearest && detail::quantize_nearest_scaled_blocks_simd(plan, *nearest, in.data() + b0 * bs, out.data() + b0 * bs,
+                                                                 b1 - b0, bs, b0 * bs, stream) == b1 - b0)
         return;
       constexpr size_t kBatch = 1024;
       std::vector<float> amax(kBatch), scale(kBatch);
@@ -233,8 +272,10 @@ void fake_quant(const Format& f, std::span<const float> in, std::span<float> out
   }
   const BitmodFormat& bm = *f.bitmod();
   const size_t gs = static_cast<size_t>(bm.params().group_size);
+  const detail::BitmodPlan plan = detail::make_bitmod_plan(bm);
   parallel_chunks(in.size(), opt.threads, gs, [&](size_t b, size_t e) {
-    bm.quantize_reference(in.subspan(b, e - b), out.subspan(b, e - b));
+    const size_t done = detail::bitmod_groups_simd(plan, bm, in.data() + b, out.data() + b, (e - b) / gs) * gs;
+    bm.quantize_reference(in.subspan(b + done, e - b - done), out.subspan(b + done, e - b - done));
   });
 }
 

@@ -1,10 +1,13 @@
-// SIMD fake quantization of scalar formats, compiled once per target by Highway and dispatched at
-// run time. Every operation is exact float32 arithmetic on powers of two (see docs/kernels.md), so
-// results match ScalarFormat::quantize bit for bit.
+// SIMD fake quantization of scalar formats, block formats and BitMoD, compiled once per target by
+// Highway and dispatched at run time. Element rounding is exact float32 arithmetic on powers of two
+// (see docs/kernels.md), so results match ScalarFormat::quantize bit for bit; block scales and
+// divisions by them repeat the reference's operations in its order; BitMoD's choice of grid is
+// taken from float error sums only where their rounding cannot change it (else the reference).
 #include <cmath>
 #include <cstring>
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 #include "src/format/element_plan.hpp"
 
@@ -12,6 +15,7 @@
 #define HWY_TARGET_INCLUDE "src/format/fake_quant_simd.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "hwy/cache_control.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace lowbit::detail::HWY_NAMESPACE {
@@ -242,20 +246,20 @@ size_t QuantizeSpanSimd(const ElementPlan& p, const float* in, float* out, size_
   return i;
 }
 
-// Largest finite |x| of one block of `block` floats (a multiple of the lane count); *finite tells
-// whether it holds no NaN / inf.
+// Largest |x| of one block of `block` floats (a multiple of the lane count) when *finite (no NaN /
+// inf in the block); 0 otherwise. Non-negative floats order as their bit patterns, and NaN / inf
+// lie above every finite value: the largest sign-cleared pattern tells both.
 HWY_INLINE float BlockAmax(DF df, const float* src, size_t block, bool* finite) {
   const size_t N = hn::Lanes(df);
-  VF m = hn::Zero(df);
-  auto ok = hn::IsFinite(hn::Zero(df));
-  for (size_t k = 0; k < block; k += N) {
-    const VF v = hn::LoadU(df, src + k);
-    const auto f = hn::IsFinite(v);
-    ok = hn::And(ok, f);
-    m = hn::Max(m, hn::IfThenElseZero(f, hn::Abs(v)));
-  }
-  *finite = hn::AllTrue(df, ok);
-  return hn::GetLane(hn::MaxOfLanes(df, m));
+  const DU du;
+  const VU magnitude = hn::Set(du, 0x7FFFFFFFu);
+  VU m = hn::And(hn::BitCast(du, hn::LoadU(df, src)), magnitude);
+  for (size_t k = N; k < block; k += N) m = hn::Max(m, hn::And(hn::BitCast(du, hn::LoadU(df, src + k)), magnitude));
+  const uint32_t bits = hn::GetLane(hn::MaxOfLanes(du, m));
+  *finite = bits < 0x7F800000u;
+  float amax = 0;
+  if (*finite) std::memcpy(&amax, &bits, 4);
+  return amax;
 }
 
 void BlockAbsMaxSimd(const float* in, size_t blocks, size_t block, float* amax, uint8_t* finite) {
@@ -306,6 +310,25 @@ size_t QuantizeBlocksSimd(const ElementPlan& p, const float* in, float* out, siz
   return blocks;
 }
 
+// Software prefetch distance in floats (16 KiB): streaming kernels that do a fair amount of work per
+// element run well below memory bandwidth without it.
+constexpr size_t kPrefetchAhead = 4096;
+
+// Prefetches the cache lines kPrefetchAhead floats past the n floats at p (of `left` remaining).
+HWY_INLINE void PrefetchAhead(const float* p, size_t n, size_t left) {
+  for (size_t j = 0; j < n && j + kPrefetchAhead < left; j += 16) hwy::Prefetch(p + j + kPrefetchAhead);
+}
+
+// Copies n floats to dst with non-temporal stores where dst is vector-aligned (no read of the
+// destination's cache lines first: a third less memory traffic on tensors far beyond the cache).
+HWY_INLINE void StreamOut(DF df, const float* src, float* dst, size_t n) {
+  const size_t N = hn::Lanes(df);
+  size_t i = 0;
+  for (; i < n && reinterpret_cast<uintptr_t>(dst + i) % (N * sizeof(float)) != 0; ++i) dst[i] = src[i];
+  for (; i + N <= n; i += N) hn::Stream(hn::LoadU(df, src + i), df, dst + i);
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
 // 2^e as a float32 for e in [-149, 127], from its bits.
 HWY_INLINE float Pow2(int e) {
   const uint32_t bits = e >= -126 ? static_cast<uint32_t>(e + 127) << 23 : 1u << (e + 149);
@@ -341,9 +364,296 @@ size_t QuantizeMxBlocksSimd(const ElementPlan& p, const Pow2FloorScale& rule, co
   return blocks;
 }
 
+// Effective scales float(round_nearest(amax[k] / denom) * tensor) of n blocks (n a multiple of
+// the double lane count), several blocks per vector. See NearestMinifloatScale for exactness.
+HWY_INLINE void NearestScales(const NearestMinifloatScale& r, const float* amax, float* eff, size_t n) {
+  using DD = hn::ScalableTag<double>;
+  const DD dd;
+  const hn::RebindToSigned<DD> di;
+  const hn::Rebind<float, DD> dh;
+  const size_t M = hn::Lanes(dd);
+  const auto denom = hn::Set(dd, r.denom), tensor = hn::Set(dd, r.tensor), maxv = hn::Set(dd, r.max);
+  const auto min_normal = hn::Set(dd, r.min_normal);
+  const auto emin = hn::Set(di, r.emin), magic_bias = hn::Set(di, 52 - r.mantissa_bits + 1023);
+  for (size_t i = 0; i < n; i += M) {
+    const auto q = hn::Div(hn::PromoteTo(dd, hn::LoadU(dh, amax + i)), denom);
+    // Exponent of the grid binade (the subnormal range shares the lowest normal one); magic =
+    // 2^(ulp exponent + 52) makes the addition round q to nearest even at exactly that ulp.
+    auto e = hn::Sub(hn::ShiftRight<52>(hn::BitCast(di, q)), hn::Set(di, 1023));
+    e = hn::IfThenElse(hn::RebindMask(di, hn::Lt(q, min_normal)), emin, e);
+    const auto magic = hn::BitCast(dd, hn::ShiftLeft<52>(hn::Add(e, magic_bias)));
+    const auto g = hn::Min(hn::Sub(hn::Add(q, magic), magic), maxv);
+    hn::StoreU(hn::DemoteTo(dh, hn::Mul(g, tensor)), dh, eff + i);
+  }
+}
+
+// Whether QuantizeFiniteNearestEven gives QuantizeVec's results for finite inputs.
+bool PlainNearestEven(const ElementPlan& p) {
+  return p.kind == ElementPlan::kFloat && !p.wide && !p.flush && p.saturate && p.is_signed && p.negative_zero &&
+         p.mode_pos == MagnitudeRounding::NearestEven && p.mode_neg == MagnitudeRounding::NearestEven;
+}
+
+// QuantizeFloat for a saturating signed minifloat with subnormals and -0 in nearest-even, finite x
+// (inf saturates too): |x| + magic - magic rounds at the binade's step; beyond the top binade the
+// sum is >= magic > max and the clamp saturates.
+HWY_INLINE VF QuantizeFiniteNearestEven(DF df, VI field_lo, VI field_hi, VI magic_bias, VF maxv, VF x) {
+  const DI di;
+  const VF a = hn::Abs(x);
+  const VI field = hn::Min(hn::Max(hn::BitCast(di, hn::ShiftRight<23>(hn::BitCast(DU(), a))), field_lo), field_hi);
+  const VF magic = hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(field, magic_bias)));
+  const VF r = hn::Min(hn::Sub(hn::Add(a, magic), magic), maxv);
+  return hn::Or(r, hn::And(x, hn::Set(df, -0.0f)));
+}
+
+size_t QuantizeNearestScaledBlocksSimd(const ElementPlan& p, const NearestMinifloatScale& rule, const float* in,
+                                       float* out, size_t blocks, size_t block, uint64_t index0, bool stream) {
+  const DF df;
+  const DI di;
+  const size_t N = hn::Lanes(df);
+  if (block % N != 0) return 0;
+  constexpr size_t kBatch = 64;  // a multiple of every double lane count
+  HWY_ALIGN float amax[kBatch], eff[kBatch];
+  bool finite[kBatch];
+  const bool plain = PlainNearestEven(p);
+  // Binade exponent field clamped to [emin, emax_clamp] (+127); magic = 2^(e - mantissa_bits + 23).
+  const VI field_lo = hn::Set(di, p.emin + 127), field_hi = hn::Set(di, p.emax_clamp + 127);
+  const VI magic_bias = hn::Set(di, 23 - p.mantissa_bits);
+  const VF maxv = hn::Set(df, p.max_value);
+  // Streaming: each batch is quantized into a buffer, then written out non-temporally.
+  std::vector<float> staging(stream ? kBatch * block : 0);
+  for (size_t b0 = 0; b0 < blocks; b0 += kBatch) {
+    const size_t nb = std::min(kBatch, blocks - b0);
+    for (size_t k = 0; k < nb; ++k) {
+      const float* src = in + (b0 + k) * block;
+      PrefetchAhead(src, block, (blocks - b0 - k) * block);
+      bool ok = true;
+      amax[k] = BlockAmax(df, src, block, &ok);
+      finite[k] = ok;
+    }
+    for (size_t k = nb; k < kBatch; ++k) amax[k] = 0;
+    NearestScales(rule, amax, eff, kBatch);
+    for (size_t k = 0; k < nb; ++k) {
+      const size_t begin = (b0 + k) * block;
+      const float* src = in + begin;
+      float* dst = stream ? staging.data() + k * block : out + begin;
+      const float s = finite[k] ? eff[k] : std::numeric_limits<float>::quiet_NaN();
+      if (std::isnan(s) || s == 0) {
+        const VF fill = hn::Set(df, s);  // NaN block, or zeros
+        for (size_t j = 0; j < block; j += N) hn::StoreU(fill, df, dst + j);
+        continue;
+      }
+      const VF sv = hn::Set(df, s);
+      if (plain) {
+        for (size_t j = 0; j < block; j += N) {
+          const VF v = hn::Div(hn::LoadU(df, src + j), sv);
+          hn::StoreU(hn::Mul(QuantizeFiniteNearestEven(df, field_lo, field_hi, magic_bias, maxv, v), sv), df, dst + j);
+        }
+        continue;
+      }
+      for (size_t j = 0; j < block; j += N)
+        hn::StoreU(hn::Mul(QuantizeVec(df, p, hn::Div(hn::LoadU(df, src + j), sv), index0 + begin + j), sv), df, dst + j);
+    }
+    if (stream) StreamOut(df, staging.data(), out + b0 * block, nb * block);
+  }
+  if (stream) hwy::FlushStream();
+  return blocks;
+}
+
+// 2^e as a double, e in the normal range.
+HWY_INLINE double Pow2d(int e) {
+  const uint64_t bits = static_cast<uint64_t>(e + 1023) << 52;
+  double d;
+  std::memcpy(&d, &bits, 8);
+  return d;
+}
+
+// BitMoD's group scale: float(clamp(float16 nearest-even of ratio (>= 0), min_scale, max_scale)),
+// the float16 rounding done exactly on the double (the ratio is a normal double or zero).
+HWY_INLINE float BitmodScale(const BitmodPlan& p, double ratio) {
+  double r = 0;
+  if (ratio >= 65504.0) {
+    r = 65504.0;  // float16 saturates; the clamp below cuts it to max_scale anyway
+  } else if (ratio > 0) {
+    uint64_t bits;
+    std::memcpy(&bits, &ratio, 8);
+    const int e = std::max(static_cast<int>(bits >> 52) - 1023, -14);  // float16's binade (subnormals: -14)
+    // ratio * 2^(10-e) < 2^11 is exact; adding 2^52 rounds it to an integer, nearest-even.
+    r = ((ratio * Pow2d(10 - e) + 0x1p52) - 0x1p52) * Pow2d(e - 10);
+  }
+  return static_cast<float>(std::clamp(r, static_cast<double>(p.min_scale), static_cast<double>(p.max_scale)));
+}
+
+// Nearest base-grid value (integer-scaled) to v, ties toward -inf as the reference's count of
+// midpoints below v: the step is that of |v|'s binade, q = ceil(v / step - 1/2) * step.
+struct BitmodConstants {
+  VI field_bias, top_step_exp;
+  VF maxv, neg_maxv, half;
+  VF extra[4], cell_lo[4], cell_hi[4];
+  explicit BitmodConstants(const BitmodPlan& p) {
+    const DF df;
+    const DI di;
+    field_bias = hn::Set(di, 127 + p.base_mantissa_bits);
+    top_step_exp = hn::Set(di, p.top_ulp_exp);
+    maxv = hn::Set(df, p.base_max);
+    neg_maxv = hn::Set(df, -p.base_max);
+    half = hn::Set(df, 0.5f);
+    for (int c = 0; c < 4; ++c) {
+      extra[c] = hn::Set(df, p.extra[c]);
+      cell_lo[c] = hn::Set(df, p.cell_lo[c]);
+      cell_hi[c] = hn::Set(df, p.cell_hi[c]);
+    }
+  }
+};
+
+HWY_INLINE VF BitmodBase(DF df, const BitmodConstants& k, VF v) {
+  const DI di;
+  const VI field = hn::BitCast(di, hn::ShiftRight<23>(hn::BitCast(DU(), hn::Abs(v))));
+  const VI step_exp = hn::Min(hn::Max(hn::Sub(field, k.field_bias), hn::Zero(di)), k.top_step_exp);
+  const VI biased = hn::ShiftLeft<23>(step_exp);
+  const VF step = hn::BitCast(df, hn::Add(biased, hn::BitCast(di, hn::Set(df, 1.0f))));
+  const VF inv_step = hn::BitCast(df, hn::Sub(hn::BitCast(di, hn::Set(df, 1.0f)), biased));
+  // v * inv_step is exact; subtracting 1/2 is exact while |v / step| < 2^22, and beyond that the
+  // value clamps to the grid's end whatever the rounding.
+  const VF q = hn::Mul(hn::Ceil(hn::Sub(hn::Mul(v, inv_step), k.half)), step);
+  // May be -0 (the reference's grid has only +0): the output copy adds +0, the errors do not care.
+  (void)df;
+  return hn::Min(hn::Max(q, k.neg_maxv), k.maxv);
+}
+
+// BitMoD per group: the four candidates' trial values and squared errors in vectors. The errors
+// are summed in float over scaled differences; the reference sums in double element by element, so
+// its choice is taken from the float sums only where they differ by more than both sums' rounding
+// can move them (or where two candidates' trial values are the same everywhere: an exact tie, which
+// keeps the earlier candidate). Any other group goes through the reference.
+size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const float* in, float* out, size_t groups) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const size_t gs = p.group;
+  if (gs % N != 0) return 0;
+  // Batches of groups in three passes (largest magnitudes and scales; trial values and error sums;
+  // choices and output), so that the latency chains of neighbouring groups overlap.
+  constexpr size_t kBatch = 8;
+  enum Kind : uint8_t { kNaN, kZero, kFinite };
+  std::vector<float> trials(kBatch * 4 * gs);
+  const BitmodConstants kc(p);
+  const DU du;
+  const VU magnitude = hn::Set(du, 0x7FFFFFFFu);
+  const double rel = 2.0 * static_cast<double>(gs + 8) * 0x1p-24, abs_tol = static_cast<double>(gs) * 0x1p-140;
+  Kind kind[kBatch];
+  float scale0[kBatch], scale1[kBatch], pow2k[kBatch];
+  double err[kBatch][4];
+  bool same01[kBatch], same23[kBatch];
+  for (size_t g0 = 0; g0 < groups; g0 += kBatch) {
+    const size_t nb = std::min(kBatch, groups - g0);
+    for (size_t b = 0; b < nb; ++b) {
+      const float* src = in + (g0 + b) * gs;
+      PrefetchAhead(src, gs, (groups - g0 - b) * gs);
+      // Largest |x| as the largest sign-cleared bit pattern: NaN / inf lie above every finite value.
+      VU m = hn::Zero(du);
+      for (size_t j = 0; j < gs; j += N) m = hn::Max(m, hn::And(hn::BitCast(du, hn::LoadU(df, src + j)), magnitude));
+      const uint32_t amax_bits = hn::GetLane(hn::MaxOfLanes(du, m));
+      kind[b] = amax_bits >= 0x7F800000u ? kNaN : amax_bits == 0 ? kZero : kFinite;
+      if (kind[b] != kFinite) continue;
+      float amax;
+      std::memcpy(&amax, &amax_bits, 4);
+      scale0[b] = BitmodScale(p, static_cast<double>(amax) / p.gmax[0]);
+      scale1[b] = BitmodScale(p, static_cast<double>(amax) / p.gmax[1]);
+      // Differences scaled by 2^k, amax * 2^k in [1, 2) (k clamped to float's normal powers),
+      // keep the squares in float's normal range.
+      const int field = static_cast<int>(amax_bits >> 23);
+      pow2k[b] = Pow2(field == 0 ? 127 : std::clamp(127 - field, -126, 127));
+    }
+    for (size_t b = 0; b < nb; ++b) {
+      if (kind[b] != kFinite) continue;
+      const float* src = in + (g0 + b) * gs;
+      float* tr = trials.data() + b * 4 * gs;
+      const VF vs0 = hn::Set(df, scale0[b]), vs1 = hn::Set(df, scale1[b]), vk = hn::Set(df, pow2k[b]);
+      const VF vs0k = hn::Set(df, scale0[b] * pow2k[b]), vs1k = hn::Set(df, scale1[b] * pow2k[b]);  // exact
+      VF acc[4] = {hn::Zero(df), hn::Zero(df), hn::Zero(df), hn::Zero(df)};
+      MF differ01 = hn::FirstN(df, 0), differ23 = hn::FirstN(df, 0);
+      for (size_t j = 0; j < gs; j += N) {
+        const VF x = hn::LoadU(df, src + j);
+        const VF xk = hn::Mul(x, vk);
+        const VF v0 = hn::Div(x, vs0), v1 = hn::Div(x, vs1);
+        const VF base0 = BitmodBase(df, kc, v0), base1 = BitmodBase(df, kc, v1);
+        VF q[4];
+        for (int c = 0; c < 4; ++c) {
+          const VF v = c < 2 ? v0 : v1;
+          // The asymmetry extras (2, 3) lie beyond the base grid: their cells are open-ended.
+          const MF in_cell = c == 2   ? hn::Gt(v, kc.cell_lo[c])
+                             : c == 3 ? hn::Le(v, kc.cell_hi[c])
+                                      : hn::And(hn::Gt(v, kc.cell_lo[c]), hn::Le(v, kc.cell_hi[c]));
+          q[c] = hn::IfThenElse(in_cell, kc.extra[c], c < 2 ? base0 : base1);
+          // q * s is exact (a <= 5-bit integer times a float16), so is it times 2^k.
+          hn::StoreU(hn::Mul(q[c], c < 2 ? vs0 : vs1), df, tr + c * gs + j);
+          const VF e = hn::NegMulAdd(q[c], c < 2 ? vs0k : vs1k, xk);
+          acc[c] = hn::MulAdd(e, e, acc[c]);
+        }
+        differ01 = hn::Or(differ01, hn::Ne(q[0], q[1]));
+        differ23 = hn::Or(differ23, hn::Ne(q[2], q[3]));
+      }
+      for (int c = 0; c < 4; ++c) err[b][c] = hn::GetLane(hn::SumOfLanes(df, acc[c]));
+      same01[b] = hn::AllFalse(df, differ01);
+      same23[b] = hn::AllFalse(df, differ23);
+    }
+    for (size_t b = 0; b < nb; ++b) {
+      const float* src = in + (g0 + b) * gs;
+      float* dst = out + (g0 + b) * gs;
+      if (kind[b] == kZero) {  // every candidate gives +0 everywhere: a tie, candidate 0
+        for (size_t j = 0; j < gs; j += N) hn::StoreU(hn::Zero(df), df, dst + j);
+        continue;
+      }
+      int best = 0;
+      bool certain = kind[b] == kFinite;  // a NaN or inf makes the whole group NaN: the reference
+      for (int c = 1; c < 4 && certain; ++c) {
+        if ((c == 1 && best == 0 && same01[b]) || (c == 3 && best == 2 && same23[b])) continue;  // equal sums: keep
+        const double tol = rel * (err[b][c] + err[b][best]) + abs_tol;
+        if (err[b][c] < err[b][best] - tol) best = c;
+        else if (!(err[b][c] > err[b][best] + tol)) certain = false;
+      }
+      if (!certain) {
+        format.quantize_reference({src, gs}, {dst, gs});
+        continue;
+      }
+      const float* chosen = trials.data() + (b * 4 + static_cast<size_t>(best)) * gs;
+      for (size_t j = 0; j < gs; j += N) hn::StoreU(hn::Add(hn::LoadU(df, chosen + j), hn::Zero(df)), df, dst + j);  // -0 -> +0
+    }
+  }
+  return groups;
+}
+
 float AbsMaxSimd(const float* in, size_t n, bool* all_finite) {
   const DF df;
   const size_t N = hn::Lanes(df);
+  {
+    // Fast pass: non-negative floats order as their bit patterns, so the largest |x| is the largest
+    // of the sign-cleared bits; NaN and inf lie above every finite value. Four chains in flight.
+    const DU du;
+    const VU magnitude = hn::Set(du, 0x7FFFFFFFu);
+    VU m0 = hn::Zero(du), m1 = m0, m2 = m0, m3 = m0;
+    size_t i = 0;
+    for (; i + 4 * N <= n; i += 4 * N) {
+      if (i + kPrefetchAhead < n) hwy::Prefetch(in + i + kPrefetchAhead);
+      m0 = hn::Max(m0, hn::And(hn::BitCast(du, hn::LoadU(df, in + i)), magnitude));
+      m1 = hn::Max(m1, hn::And(hn::BitCast(du, hn::LoadU(df, in + i + N)), magnitude));
+      m2 = hn::Max(m2, hn::And(hn::BitCast(du, hn::LoadU(df, in + i + 2 * N)), magnitude));
+      m3 = hn::Max(m3, hn::And(hn::BitCast(du, hn::LoadU(df, in + i + 3 * N)), magnitude));
+    }
+    for (; i + N <= n; i += N) m0 = hn::Max(m0, hn::And(hn::BitCast(du, hn::LoadU(df, in + i)), magnitude));
+    uint32_t bits = hn::GetLane(hn::MaxOfLanes(du, hn::Max(hn::Max(m0, m1), hn::Max(m2, m3))));
+    for (; i < n; ++i) {
+      uint32_t b;
+      std::memcpy(&b, in + i, 4);
+      bits = std::max(bits, b & 0x7FFFFFFFu);
+    }
+    if (bits < 0x7F800000u) {
+      *all_finite = true;
+      float best;
+      std::memcpy(&best, &bits, 4);
+      return best;
+    }
+  }
+  // Some value is NaN or inf: the largest finite magnitude, skipping them.
   VF m = hn::Zero(df);
   auto finite = hn::IsFinite(hn::Zero(df));
   size_t i = 0;
@@ -391,6 +701,18 @@ HWY_EXPORT(AbsMaxSimd);
 HWY_EXPORT(BlockAbsMaxSimd);
 HWY_EXPORT(QuantizeBlocksSimd);
 HWY_EXPORT(QuantizeMxBlocksSimd);
+HWY_EXPORT(QuantizeNearestScaledBlocksSimd);
+HWY_EXPORT(BitmodGroupsSimd);
+
+size_t bitmod_groups_simd(const BitmodPlan& plan, const BitmodFormat& format, const float* in, float* out,
+                          size_t groups) {
+  return HWY_DYNAMIC_DISPATCH(BitmodGroupsSimd)(plan, format, in, out, groups);
+}
+
+size_t quantize_nearest_scaled_blocks_simd(const ElementPlan& p, const NearestMinifloatScale& rule, const float* in,
+                                           float* out, size_t blocks, size_t block, uint64_t index0, bool stream) {
+  return HWY_DYNAMIC_DISPATCH(QuantizeNearestScaledBlocksSimd)(p, rule, in, out, blocks, block, index0, stream);
+}
 
 size_t quantize_mx_blocks_simd(const ElementPlan& p, const Pow2FloorScale& rule, const float* in, float* out,
                                size_t blocks, size_t block, uint64_t index0) {

@@ -3,6 +3,7 @@
 // LOWBIT_TEST_SCALE (a fraction, default 1) shrinks the counts for sanitizer builds.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -207,6 +208,159 @@ TEST(SimdEquivalence, BlockScaled) {
     }
   }
   EXPECT_GE(done, target_count());
+}
+
+
+// Runs of `run` elements of one kind each, the hard cases of a block or group format: smooth values
+// at magnitudes spanning float32, NaN / inf runs, all-zero runs (some -0), all-equal runs, values on
+// a grid of `grid_step`-multiples times a random float16 scale h (exact ties between candidates and
+// midpoints; some runs start with anchor * h, so that the scale derived from the run's largest
+// magnitude is h itself), one outlier, subnormals, and random bit patterns sprinkled in.
+std::vector<float> run_inputs(std::mt19937& rng, size_t n, size_t run, float grid_step, float grid_max,
+                              std::vector<float> anchors = {}) {
+  std::vector<float> in(n);
+  std::uniform_int_distribution<int> exponent(-140, 120);
+  std::uniform_int_distribution<uint32_t> any;
+  std::normal_distribution<float> normal;
+  const float f16_scales[] = {0x1p-14f, 0x1.554p-4f, 0.25f, 0x1.8p0f, 0x1.ffcp2f, 1000.0f, 0x1.4p-20f, 1.0f};
+  for (size_t b = 0; b < n; b += run) {
+    const size_t e = std::min(n, b + run);
+    const float mag = std::ldexp(1.0f, exponent(rng));
+    const uint32_t kind = any(rng) % 16;
+    const float equal = normal(rng) * mag;
+    const float h = f16_scales[any(rng) % std::size(f16_scales)];
+    for (size_t k = b; k < e; ++k) {
+      float& x = in[k];
+      if (kind == 0) x = any(rng) % 3 ? 0.0f : -0.0f;
+      else if (kind == 1) x = equal;
+      else if (kind <= 4) x = grid_step * static_cast<float>(static_cast<int>(any(rng) % (2 * static_cast<uint32_t>(grid_max / grid_step) + 1)) -
+                                                           static_cast<int>(grid_max / grid_step)) * h;
+      else if (kind == 5) x = std::ldexp(normal(rng), -149 + static_cast<int>(any(rng) % 20));
+      else x = normal(rng) * mag;
+      if (kind == 6 && k == b) x = mag * 1e6f;
+      if ((kind == 3 || kind == 4) && k == b && !anchors.empty())
+        x = anchors[any(rng) % anchors.size()] * h * (any(rng) % 2 ? 1.0f : -1.0f);
+      if (kind == 7 && k == e - 1) x = any(rng) % 2 ? std::numeric_limits<float>::quiet_NaN() : -INFINITY;
+      if (any(rng) % 8192 == 0) {
+        const uint32_t bits = any(rng);
+        std::memcpy(&x, &bits, 4);
+      }
+    }
+  }
+  return in;
+}
+
+TEST(SimdEquivalence, Nvfp4AndNearestScales) {
+  // NVFP4 (E4M3 nearest scale under an fp32 tensor scale) and other nearest rules on minifloat
+  // scales; whole blocks, sizes not a multiple of the block, and 2-d shapes.
+  const char* specs[] = {
+      "nvfp4",
+      "block(e2m1:specials=none,scale=e4m3:specials=fn,size=32,rule=nearest)",
+      "block(e4m3:specials=fn,scale=e4m3:specials=fn,size=64,rule=nearest,tensor_scale=fp32)",
+      "block(int4,scale=e4m3:specials=fn,size=16,rule=nearest,tensor_scale=fp32)",
+      "block(e3m2:specials=none,scale=e5m2,size=16,rule=nearest,tensor_scale=fp32)",
+  };
+  std::mt19937 rng(5);
+  size_t done = 0;
+  const size_t per_format = target_count() / std::size(specs) + 1;
+  for (const char* spec : specs) {
+    const Format f = Format::parse(spec);
+    const size_t runs = 4;
+    for (size_t r = 0; r < runs; ++r) {
+      // Whole blocks, then a size that is not a multiple of the block, then a 2-d tensor.
+      const size_t n = per_format / runs + 96 + (r == 1 ? 7 : 0);
+      std::vector<float> in = run_inputs(rng, n, 16, 0.5f, 6.0f, {6.0f, 7.0f, 448.0f});
+      if (r == 3) {  // one huge value: tiny block scales relative to the tensor scale, many zero blocks
+        in[n / 2] = 3e38f;
+      }
+      std::vector<int64_t> shape;
+      if (r == 2) shape = {static_cast<int64_t>(n / 96), 96};
+      if (r == 2) in.resize(n / 96 * 96);
+      FakeQuantOptions opt;
+      if (r == 2) opt.rounding = Rounding::NearestAway;
+      done += compare(f, in, shape, opt);
+      if (HasFailure()) return;
+    }
+  }
+  EXPECT_GE(done, target_count());
+}
+
+TEST(SimdEquivalence, Nvfp4SmallTensors) {
+  // Every length up to a few blocks, and tensor scales at float32's ends.
+  const Format f = Format::parse("nvfp4");
+  std::mt19937 rng(6);
+  std::vector<size_t> lengths{127, 128, 129, 255, 256, 257, 1000};
+  for (size_t n = 1; n <= 64; ++n) lengths.push_back(n);
+  for (size_t n : lengths) {
+    for (float mag : {1.0f, 1e-44f, 3e38f, 1e-30f}) {
+      std::vector<float> in = run_inputs(rng, n, 16, 0.5f, 6.0f);
+      for (float& x : in)
+        if (std::isfinite(x)) x = std::clamp(x * mag, -3e38f, 3e38f);
+      compare(f, in, {}, {});
+      if (HasFailure()) return;
+    }
+  }
+}
+
+TEST(SimdEquivalence, Bitmod) {
+  // BitMoD: the grid choice by least squared error, ties going to the earlier candidate, must
+  // equal the reference's double sums element by element.
+  const char* specs[] = {"bitmod_fp4", "bitmod_fp3", "bitmod_fp4(group=32)", "bitmod_fp3(group=64)",
+                         "bitmod_fp4(group=20)"};
+  std::mt19937 rng(7);
+  size_t done = 0;
+  const size_t per_format = target_count() / std::size(specs) + 1;
+  for (const char* spec : specs) {
+    const Format f = Format::parse(spec);
+    const size_t group = static_cast<size_t>(f.bitmod()->params().group_size);
+    const bool fp4 = f.bitmod()->params().base_bits == 4;
+    for (size_t r = 0; r < 3; ++r) {
+      const size_t n = per_format / 3 + (r == 1 ? 37 : 0);  // r == 1: a short last group
+      // Runs of a group (r 0, 1) or of a few elements (r 2: groups mixing kinds).
+      const std::vector<float> in = run_inputs(rng, n, r == 2 ? 5 : group, 0.5f, fp4 ? 12.0f : 4.0f,
+                                               fp4 ? std::vector<float>{12, 16, 10} : std::vector<float>{4, 6, 3});
+      done += compare(f, in, {}, {});
+      if (HasFailure()) return;
+    }
+  }
+  EXPECT_GE(done, target_count());
+}
+
+
+TEST(SimdEquivalence, LargeTensorsAndInPlace) {
+  // Tensors past the size from which NVFP4 writes with non-temporal stores (32 MiB), into an output
+  // that is not vector-aligned, and in place (in == out), on the best and the weakest target.
+  std::mt19937 rng(8);
+  const size_t n = (size_t{33} << 20) / sizeof(float) + 5;  // 33 MiB, not a whole number of blocks
+  const std::vector<std::string> all = targets();
+  for (const char* spec : {"nvfp4", "bitmod_fp4"}) {
+    const Format f = Format::parse(spec);
+    // BitMoD has no streaming path: a smaller tensor checks it in place and into a misaligned output.
+    const size_t whole = std::string(spec) == "nvfp4" ? n / 16 * 16 : 100003;
+    std::vector<float> in = run_inputs(rng, whole, 16, 0.5f, 6.0f, {6.0f, 12.0f});
+    std::vector<float> want(whole), storage(whole + 1);
+    fake_quant_reference(f, in, want);
+    // Sanitizer builds (LOWBIT_TEST_SCALE < 1) check the best target only: the size is fixed.
+    const std::vector<std::string> checked =
+        scale_factor() < 1 ? std::vector<std::string>{all.front()} : std::vector<std::string>{all.front(), all.back()};
+    for (const std::string& t : checked) {
+      restrict_simd_target(t);
+      for (int threads : {1, 2}) {
+        FakeQuantOptions opt;
+        opt.threads = threads;
+        const std::span<float> got(storage.data() + 1, whole);  // 4 bytes past an aligned start
+        fake_quant(f, in, got, {}, opt);
+        std::vector<float> inplace = in;
+        fake_quant(f, inplace, inplace, {}, opt);
+        size_t bad = 0;
+        for (size_t i = 0; i < whole; ++i)
+          if ((!same(want[i], got[i]) || !same(want[i], inplace[i])) && bad++ < 3)
+            ADD_FAILURE() << spec << " target " << t << " threads " << threads << " at " << i << ": x=" << std::hexfloat
+                          << in[i] << " got " << got[i] << " in place " << inplace[i] << " want " << want[i];
+      }
+    }
+    restrict_simd_target("all");
+  }
 }
 
 }  // namespace
