@@ -110,9 +110,6 @@ constexpr int chunks_per_scale() {
   return 1;
 }
 
-// Rows r0..r0 + R - 1 for B vectors: R x B independent accumulator chains, x loads shared by the rows.
-// Every loop over rows and vectors is unrolled completely: GCC then keeps acc, u and s in registers
-// (with partial unrolling it kept them on the stack and the kernel ran at half the memory rate).
 // Int8, one vector: the 16 rows at once are 16 short streams (4.6 KB for 4096 columns) and the
 // hardware prefetcher starts each one late, so the kernel fetches the next 16 rows itself while it
 // computes these (11008x4096 from memory, 1 thread: 0.72 -> 0.89 of the read bandwidth). The 4-bit
@@ -122,6 +119,9 @@ constexpr bool kPrefetchNextRows = B == 1 && R > 1 && std::is_same_v<Decoder, In
 template <class Decoder>
 constexpr int64_t kChunkBytes = sizeof(typename Decoder::Block) * 64 / Decoder::Block::kElements;
 
+// Rows r0..r0 + R - 1 for B vectors: R x B independent accumulator chains, x loads shared by the rows.
+// Every loop over rows and vectors is unrolled completely: GCC then keeps acc, u and s in registers
+// (with partial unrolling it kept them on the stack and the kernel ran at half the memory rate).
 template <class Decoder, int B, int R>
 void integer_row_block(const KernelArgs& a, int64_t r0) {
   constexpr int K = chunks_per_scale<Decoder>();
