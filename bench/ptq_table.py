@@ -60,10 +60,13 @@ def rows(store):
 
 
 def best_splits(store):
-    """{(W, A): {family: (weights, activations, top1)}} over round-to-nearest points."""
+    """{(W, A): {family: (weights, activations, top1)}} over the split search: the round-to-nearest
+    points evaluated on the fewest images (a store can also hold step 2's points on more images)."""
     best = {}
-    for r in rows(store):
-        if r["tech"] != "rtn" or r["width"] not in WIDTHS or r["fam"] in ("float", "mixed"):
+    rs = [r for r in rows(store) if r["tech"] == "rtn"]
+    images = min(r["images"] for r in rs)
+    for r in rs:
+        if r["images"] != images or r["width"] not in WIDTHS or r["fam"] in ("float", "mixed"):
             continue
         cur = best.setdefault(r["width"], {}).get(r["fam"])
         if cur is None or r["top1"] > cur[2]:
