@@ -64,6 +64,8 @@ def best_splits(store):
     points evaluated on the fewest images (a store can also hold step 2's points on more images)."""
     best = {}
     rs = [r for r in rows(store) if r["tech"] == "rtn"]
+    if not rs:
+        return best  # no split search in this store
     images = min(r["images"] for r in rs)
     for r in rs:
         if r["images"] != images or r["width"] not in WIDTHS or r["fam"] in ("float", "mixed"):
