@@ -1,5 +1,6 @@
 #include "lowbit/ptq/export.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <set>
@@ -146,6 +147,7 @@ QonnxExport to_qonnx(const Graph& src) {
   QonnxExport r;
   Graph& g = r.graph;
   g = src;
+  std::vector<Node> inserted;
   for (Node& n : g.nodes) {
     if (n.domain != "lowbit" || n.op_type != "FakeQuant") continue;
     FakeQuantSpec s = read_fake_quant(n);
@@ -179,8 +181,28 @@ QonnxExport to_qonnx(const Graph& src) {
       std::vector<float> zp = s.zero_point.empty() ? std::vector<float>(s.scale.size(), 0.f) : s.zero_point;
       std::string zeropt = add_constant("zeropt", broadcast_values(zp, c, shape));
       std::string bits = add_constant("bitwidth", Tensor::scalar(static_cast<float>(p.bits)));
+      std::string quantized_input = n.inputs[0];
+      if (rounding == "ROUND" && std::any_of(zp.begin(), zp.end(), [](float z) { return std::fmod(z, 2.f) != 0; })) {
+        // Quant rounds x / scale + zeropt half to even, lowbit rounds x / scale and then adds the zero
+        // point: with an odd zero point the two differ at every tie, and inputs on a pixel grid are
+        // all ties. So x / scale is first rounded by a Quant of zero point 0, wide enough never to
+        // clip; its outputs are multiples of the scale, which the Quant with the zero point then
+        // maps to the same integers, with nothing left to round.
+        double widest = 0;
+        for (float z : zp) widest = std::max({widest, std::fabs(f->lowest() - z), std::fabs(f->max() - z) + 1});
+        Node round_first;
+        round_first.name = g.unique_name(n.name + "_round_before_zero_point");
+        round_first.domain = kQonnxDomain;
+        round_first.op_type = "Quant";
+        round_first.inputs = {n.inputs[0], scale, add_constant("zero", Tensor::scalar(0.f)),
+                              add_constant("wide_bitwidth", Tensor::scalar(static_cast<float>(1 + std::ceil(std::log2(widest)))))};
+        round_first.outputs = {g.unique_name(n.name + "_rounded")};
+        round_first.attrs = {{"signed", Attribute{int64_t{1}}}, {"narrow", Attribute{int64_t{0}}}, {"rounding_mode", Attribute{rounding}}};
+        quantized_input = round_first.outputs[0];
+        inserted.push_back(std::move(round_first));
+      }
       n.op_type = "Quant";
-      n.inputs = {n.inputs[0], scale, zeropt, bits};
+      n.inputs = {quantized_input, scale, zeropt, bits};
       attrs["signed"] = Attribute{int64_t{p.is_signed}};
       attrs["narrow"] = Attribute{int64_t{p.narrow}};
     } else if (f->kind() == ScalarKind::Minifloat) {
@@ -210,6 +232,10 @@ QonnxExport to_qonnx(const Graph& src) {
     attrs["rounding_mode"] = Attribute{rounding};
     n.domain = kQonnxDomain;
     n.attrs = std::move(attrs);
+  }
+  if (!inserted.empty()) {
+    g.nodes.insert(g.nodes.end(), std::make_move_iterator(inserted.begin()), std::make_move_iterator(inserted.end()));
+    g.sort_topologically();
   }
   drop_unread_initializers(g);
   return r;

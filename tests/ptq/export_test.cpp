@@ -248,5 +248,38 @@ TEST(Export, QonnxQuantOfTheSpecificationMatchesEveryInteger) {
         }
 }
 
+// The export of an activation quantizer with an odd zero point still computes lowbit's values at
+// every tie: MobileNet's input, (pixel - 127.5) / 127.5 under scale 2 / 255 and zero point 127, is
+// ties only.
+TEST(Export, QonnxOfAnOddZeroPointMatchesTheQuantizerAtEveryTie) {
+  const float scale = 2.0f / 255;
+  for (const char* spec : {"uint8", "uint4", "int8", "int8n", "int3"})
+    for (float zero : {0.0f, 2.0f, 3.0f, 127.0f, -3.0f}) {
+      Format f = Format::parse(spec);
+      const ScalarFormat& sf = *f.scalar();
+      if (zero < sf.lowest() || zero > sf.max()) continue;
+      std::vector<float> x;
+      for (double k = sf.lowest() - zero - 3; k <= sf.max() - zero + 3; k += 0.5) {
+        float v = static_cast<float>(k * scale);
+        x.insert(x.end(), {v, std::nextafter(v, INFINITY), std::nextafter(v, -INFINITY)});
+      }
+      Graph g = single_node("FakeQuant", {}, {{"format", Attribute{std::string(spec)}}, {"scale", Attribute{std::vector<float>{scale}}},
+                                              {"zero_point", Attribute{std::vector<float>{zero}}}},
+                            static_cast<int64_t>(x.size()));
+      g.nodes[0].domain = "lowbit";
+      Tensor in(DType::F32, {static_cast<int64_t>(x.size())});
+      std::copy(x.begin(), x.end(), in.data<float>());
+      Tensor want = Session(g, SessionOptions{1, false}).run(in).at(0);
+      QonnxExport qonnx = to_qonnx(g);
+      ASSERT_TRUE(qonnx.kept_as_lowbit.empty());
+      bool odd = static_cast<int>(zero) % 2 != 0;
+      EXPECT_EQ(count_ops(qonnx.graph, "qonnx.custom_op.general", "Quant"), odd ? 2u : 1u) << spec << " zero point " << zero;
+      Tensor got = Session(through_file(qonnx.graph, "odd_zero_point"), SessionOptions{1, false}).run(in).at(0);
+      size_t wrong = 0;
+      for (size_t i = 0; i < x.size(); ++i) wrong += want.data<float>()[i] != got.data<float>()[i];  // by value, as above
+      EXPECT_EQ(wrong, 0u) << spec << " zero point " << zero << " over " << x.size() << " inputs";
+    }
+}
+
 }  // namespace
 }  // namespace lowbit

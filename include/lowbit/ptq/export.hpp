@@ -32,7 +32,10 @@ struct QonnxExport {
 // quantized tensor: a scalar per tensor, [C, 1, ...] per channel, the tensor's shape per group.
 // One difference of definition: QONNX Quant rounds x / scale + zeropt, lowbit (as ONNX
 // QuantizeLinear) rounds x / scale and then adds the zero point; with an odd zero point the two
-// differ at exact ties (x / scale = k + 1/2), and nowhere else.
+// differ at exact ties (x / scale = k + 1/2), and inputs on a grid (pixels) are all ties. Such a
+// quantizer is exported as two Quant nodes: zero point 0 and bitwidth wide enough never to clip
+// (it does the rounding), then the quantizer's own (its input is on the grid already), so the
+// export computes lowbit's values bit for bit.
 QonnxExport to_qonnx(const Graph& explicit_quantizers);
 
 // ONNX QDQ (opset >= 13): 8-bit integer quantizers only. Weights become int8 / uint8 initializers
