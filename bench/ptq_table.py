@@ -156,5 +156,7 @@ def cmd_grid(store):
 
 
 if __name__ == "__main__":
-    cmd, args = sys.argv[1], sys.argv[2:]
-    {"splits": cmd_splits, "space": cmd_space, "table": cmd_table, "grid": cmd_grid}[cmd](*args)
+    commands = {"splits": cmd_splits, "space": cmd_space, "table": cmd_table, "grid": cmd_grid}
+    if len(sys.argv) < 3 or sys.argv[1] not in commands:
+        sys.exit("usage: bench/ptq_table.py {splits|space|table|grid} STORE [ARGS...] (see the comment at the top)")
+    commands[sys.argv[1]](*sys.argv[2:])
