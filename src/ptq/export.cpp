@@ -183,11 +183,8 @@ QonnxExport to_qonnx(const Graph& src) {
       std::string bits = add_constant("bitwidth", Tensor::scalar(static_cast<float>(p.bits)));
       std::string quantized_input = n.inputs[0];
       if (rounding == "ROUND" && std::any_of(zp.begin(), zp.end(), [](float z) { return std::fmod(z, 2.f) != 0; })) {
-        // Quant rounds x / scale + zeropt half to even, lowbit rounds x / scale and then adds the zero
-        // point: with an odd zero point the two differ at every tie, and inputs on a pixel grid are
-        // all ties. So x / scale is first rounded by a Quant of zero point 0, wide enough never to
-        // clip; its outputs are multiples of the scale, which the Quant with the zero point then
-        // maps to the same integers, with nothing left to round.
+        // The two-node form of an odd zero point (export.hpp). The second Quant gets k * scale, and
+        // k * scale / scale is within k * 2^-23 of k, so it rounds back to k for |k| < 2^22.
         double widest = 0;
         for (float z : zp) widest = std::max({widest, std::fabs(f->lowest() - z), std::fabs(f->max() - z) + 1});
         Node round_first;
