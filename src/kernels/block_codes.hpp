@@ -63,4 +63,10 @@ inline float block_scale(const BlockInt2& b) { return b.scale; }
 const float* e8m0_values();  // 256 entries
 const float* e4m3_values();  // 256 entries
 
+// E2M1 code -> 2 x its value, an integer: the weights of the int8-activation kernels (Mxfp4A8,
+// Nvfp4A8), which multiply their results by 1/2 at the end.
+inline constexpr int8_t kE2m1Twice[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+inline float block_scale(const BlockMxfp4& b) { return e8m0_values()[b.scale_e8m0]; }
+inline float block_scale(const BlockNvfp4& b) { return e4m3_values()[b.scale_e4m3]; }
+
 }  // namespace lowbit::kernels::detail

@@ -24,6 +24,8 @@ Kernel KernelSet::get(StorageFormat f) const {
     case StorageFormat::Int2Lut: return int2lut;
     case StorageFormat::Mxfp4: return mxfp4;
     case StorageFormat::Nvfp4: return nvfp4;
+    case StorageFormat::Mxfp4A8: return mxfp4a8;
+    case StorageFormat::Nvfp4A8: return nvfp4a8;
   }
   throw std::invalid_argument("unknown storage format");
 }

@@ -44,13 +44,14 @@ inline __m256i int2_block(const uint8_t* codes) {
   return _mm256_and_si256(_mm256_srlv_epi64(spread, _mm256_set_epi64x(6, 4, 2, 0)), _mm256_set1_epi8(3));
 }
 
-// Decoders: codes of the 32 elements of chunk c of a row, and their scale. kSigned: the codes are
-// q itself (int8), else u = q + offset.
+// Decoders: codes of the 32 elements of chunk c of a row, and the scale of each int32 lane of the
+// dot product (lane k: elements 4 k..4 k + 3). kSigned: the codes are q itself (int8), else
+// u = q + offset.
 struct Int8Decoder {
   using Block = BlockInt8;
   static constexpr bool kSigned = true;
-  static __m256i load(const Block* row, int64_t c, float& s) {
-    s = row[c].scale;
+  static __m256i load(const Block* row, int64_t c, __m256& s) {
+    s = _mm256_set1_ps(row[c].scale);
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[c].q));
   }
 };
@@ -58,8 +59,8 @@ struct Int8Decoder {
 struct Int4G32Decoder {
   using Block = BlockInt4G32;
   static constexpr bool kSigned = false;
-  static __m256i load(const Block* row, int64_t c, float& s) {
-    s = row[c].scale;
+  static __m256i load(const Block* row, int64_t c, __m256& s) {
+    s = _mm256_set1_ps(row[c].scale);
     const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[c].codes));
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
   }
@@ -68,9 +69,9 @@ struct Int4G32Decoder {
 struct Int4G128Decoder {
   using Block = BlockInt4G128;
   static constexpr bool kSigned = false;
-  static __m256i load(const Block* row, int64_t c, float& s) {
+  static __m256i load(const Block* row, int64_t c, __m256& s) {
     const Block& b = row[c / 4];
-    s = b.scale;
+    s = _mm256_set1_ps(b.scale);
     const int part = static_cast<int>(c % 4);
     __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.codes + 32 * (part / 2)));
     if (part % 2) v = _mm256_srli_epi16(v, 4);
@@ -81,8 +82,8 @@ struct Int4G128Decoder {
 struct Int3Decoder {
   using Block = BlockInt3;
   static constexpr bool kSigned = false;
-  static __m256i load(const Block* row, int64_t c, float& s) {
-    s = row[c].scale;
+  static __m256i load(const Block* row, int64_t c, __m256& s) {
+    s = _mm256_set1_ps(row[c].scale);
     // Bit i of the 32-bit word -> byte i: spread byte i / 8 to byte i, test bit i % 8.
     const __m256i word = _mm256_set1_epi32(static_cast<int>(load_u32(row[c].high_bits)));
     const __m256i spread = _mm256_shuffle_epi8(
@@ -96,11 +97,53 @@ struct Int3Decoder {
 struct Int2Decoder {
   using Block = BlockInt2;
   static constexpr bool kSigned = false;
-  static __m256i load(const Block* row, int64_t c, float& s) {
-    s = row[c].scale;
+  static __m256i load(const Block* row, int64_t c, __m256& s) {
+    s = _mm256_set1_ps(row[c].scale);
     return int2_block(row[c].codes);
   }
 };
+
+// E2M1 codes (low nibble of each byte) -> u = 2 x value + 12 in 0..24: q = u - 12 is 2 x the value.
+inline __m256i e2m1_twice_offset(__m256i nibbles) {
+  const __m128i table = _mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
+  return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(table), nibbles);
+}
+
+struct Mxfp4A8Decoder {
+  using Block = BlockMxfp4;
+  static constexpr bool kSigned = false;
+  static constexpr bool kTensorScale = true;
+  const float* scales = e8m0_values();
+  __m256i load(const Block* row, int64_t c, __m256& s) const {
+    s = _mm256_set1_ps(scales[row[c].scale_e8m0]);
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[c].codes));
+    return e2m1_twice_offset(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F)));
+  }
+};
+
+// Two NVFP4 blocks per chunk: 128-bit lane k holds block 2 c + k, its 8 code bytes twice, the
+// second copy shifted to the high nibbles.
+struct Nvfp4A8Decoder {
+  using Block = BlockNvfp4;
+  static constexpr bool kSigned = false;
+  static constexpr bool kTensorScale = true;
+  const float* scales = e4m3_values();
+  __m256i load(const Block* row, int64_t c, __m256& s) const {
+    const Block* b = row + 2 * c;
+    s = _mm256_set_m128(_mm_set1_ps(scales[b[1].scale_e4m3]), _mm_set1_ps(scales[b[0].scale_e4m3]));
+    const long long c0 = static_cast<long long>(load_u64(b[0].codes)), c1 = static_cast<long long>(load_u64(b[1].codes));
+    const __m256i codes = _mm256_srlv_epi64(_mm256_set_epi64x(c1, c1, c0, c0), _mm256_set_epi64x(4, 0, 4, 0));
+    return e2m1_twice_offset(_mm256_and_si256(codes, _mm256_set1_epi8(0x0F)));
+  }
+};
+
+// The factor of every row's result besides the activation scale: 1/2 for the E2M1 decoders, whose
+// integers are twice the values, times NVFP4's tensor scale (1 for MXFP4).
+template <class Decoder>
+float output_scale(const KernelArgs& a, int b) {
+  if constexpr (requires { Decoder::kTensorScale; }) return a.in.x_scale[b] * (0.5f * a.w.tensor_scale());
+  return a.in.x_scale[b];
+}
 
 // Rows r0..r0 + R - 1 for B vectors: R x B independent accumulator chains, x loads shared by the rows.
 // Loops over rows and vectors are unrolled completely so that GCC keeps acc in registers.
@@ -108,6 +151,7 @@ template <class Decoder, int B, int R>
 void integer_row_block(const KernelArgs& a, int64_t r0) {
   const int64_t chunks = a.in.padded_cols / 32;
   const __m256i ones = _mm256_set1_epi16(1);
+  const Decoder decoder;
   const typename Decoder::Block* rows[R];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) rows[i] = a.w.row<typename Decoder::Block>(r0 + i);
@@ -119,9 +163,8 @@ void integer_row_block(const KernelArgs& a, int64_t r0) {
   for (int64_t c = 0; c < chunks; ++c) {
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
-      float scale;
-      const __m256i w = Decoder::load(rows[i], c, scale);
-      const __m256 s = _mm256_set1_ps(scale);
+      __m256 s;
+      const __m256i w = decoder.load(rows[i], c, s);
 #pragma GCC unroll 16
       for (int b = 0; b < B; ++b) {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.in.ints(b) + 32 * c));
@@ -139,7 +182,7 @@ void integer_row_block(const KernelArgs& a, int64_t r0) {
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 16
-    for (int b = 0; b < B; ++b) a.y[b * a.ldy + r0 + i] = hsum(acc[i][b]) * a.in.x_scale[b];
+    for (int b = 0; b < B; ++b) a.y[b * a.ldy + r0 + i] = hsum(acc[i][b]) * output_scale<Decoder>(a, b);
 }
 
 // Enough rows at once that the FMA chains hide their latency where B is small.
@@ -369,7 +412,9 @@ const KernelSet& avx2_kernels() {
                              by_batch<Integer<Int2Decoder>::Body>,
                              by_batch<Int2Lut>,
                              by_batch<Mxfp4>,
-                             by_batch<Nvfp4>};
+                             by_batch<Nvfp4>,
+                             by_batch<Integer<Mxfp4A8Decoder>::Body>,
+                             by_batch<Integer<Nvfp4A8Decoder>::Body>};
   return set;
 }
 

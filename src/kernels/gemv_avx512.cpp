@@ -102,6 +102,71 @@ struct Int2Decoder {
   }
 };
 
+// E2M1 codes (low nibble of each byte) -> u = 2 x value + 12 in 0..24: q = u - 12 is 2 x the value.
+inline __m512i e2m1_twice_offset(__m512i nibbles) {
+  const __m128i table = _mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
+  return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(table), nibbles);
+}
+
+// Two MXFP4 blocks: the nibbles as int4 g32 lays them out, looked up; the E8M0 scales from a table.
+struct Mxfp4A8Decoder {
+  using Block = BlockMxfp4;
+  static constexpr bool kTensorScale = true;
+  const float* scales = e8m0_values();
+  void load(const Block* row, int64_t c, __m512i& u, __m512& s) const {
+    const Block* b = row + 2 * c;
+    const __m256i b0 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].codes)));
+    const __m256i b1 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].codes)));
+    __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1);
+    raw = _mm512_mask_srli_epi16(raw, 0xFF00FF00u, raw, 4);
+    u = e2m1_twice_offset(_mm512_and_si512(raw, _mm512_set1_epi8(0x0F)));
+    s = pair_scales(scales[b[0].scale_e8m0], scales[b[1].scale_e8m0]);
+  }
+};
+
+// Four NVFP4 blocks (36 bytes, one load): 128-bit lane k gets bytes 8 k..8 k + 15, which hold block
+// k (bytes 9 k..9 k + 8); in-lane shuffles then place its 8 code bytes twice (the second copy shifted
+// to the high nibbles) and its scale code in each of the lane's 4 int32 lanes, decoded as E4M3 (fn):
+// the 7 magnitude bits moved to float's exponent and mantissa, times 2^(127 - 7) (exact, subnormals
+// included), the sign bit, and NaN at magnitude 0x7F.
+struct Nvfp4A8Decoder {
+  using Block = BlockNvfp4;
+  static constexpr bool kTensorScale = true;
+  __m512i spread, codes_twice, scale_bytes, high_nibbles;
+  Nvfp4A8Decoder() {
+    spread = _mm512_setr_epi32(0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9);
+    codes_twice = _mm512_setr_epi64(0x0807060504030201, 0x0807060504030201, 0x0908070605040302, 0x0908070605040302,
+                                    0x0A09080706050403, 0x0A09080706050403, 0x0B0A090807060504, 0x0B0A090807060504);
+    scale_bytes = _mm512_setr_epi32(0x80808000, 0x80808000, 0x80808000, 0x80808000, 0x80808001, 0x80808001,
+                                    0x80808001, 0x80808001, 0x80808002, 0x80808002, 0x80808002, 0x80808002,
+                                    0x80808003, 0x80808003, 0x80808003, 0x80808003);
+    high_nibbles = _mm512_setr_epi64(0, 4, 0, 4, 0, 4, 0, 4);
+  }
+  void load(const Block* row, int64_t c, __m512i& u, __m512& s) const {
+    // The last chunk of the matrix reads up to 28 bytes past it: PackedMatrix keeps 64 readable.
+    const __m512i raw = _mm512_loadu_si512(reinterpret_cast<const uint8_t*>(row) + 36 * c);
+    const __m512i lanes = _mm512_permutexvar_epi32(spread, raw);
+    const __m512i codes = _mm512_srlv_epi64(_mm512_shuffle_epi8(lanes, codes_twice), high_nibbles);
+    u = e2m1_twice_offset(_mm512_and_si512(codes, _mm512_set1_epi8(0x0F)));
+    const __m512i code = _mm512_shuffle_epi8(lanes, scale_bytes);
+    const __m512i magnitude = _mm512_and_si512(code, _mm512_set1_epi32(0x7F));
+    const __m512 value = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_slli_epi32(magnitude, 20)), _mm512_set1_ps(0x1p120f));
+    const __m512i sign = _mm512_slli_epi32(code, 24);  // bit 31: the code's bit 7; bits 24-30 masked below
+    const __m512i signed_value =
+        _mm512_ternarylogic_epi32(_mm512_castps_si512(value), sign, _mm512_set1_epi32(INT32_MIN), 0xF8);  // a | (b & c)
+    s = _mm512_mask_mov_ps(_mm512_castsi512_ps(signed_value), _mm512_cmpeq_epi32_mask(magnitude, _mm512_set1_epi32(0x7F)),
+                           _mm512_set1_ps(__builtin_nanf("")));
+  }
+};
+
+// The factor of every row's result besides the activation scale: 1/2 for the E2M1 decoders, whose
+// integers are twice the values, times NVFP4's tensor scale (1 for MXFP4).
+template <class Decoder>
+float output_scale(const KernelArgs& a, int b) {
+  if constexpr (requires { Decoder::kTensorScale; }) return a.in.x_scale[b] * (0.5f * a.w.tensor_scale());
+  return a.in.x_scale[b];
+}
+
 // Chunks of 64 elements that share one scale: 2 for int4 g128, whose dot products then add up in
 // int32 over the whole group before one conversion and one FMA.
 template <class Decoder>
@@ -125,6 +190,7 @@ constexpr int64_t kChunkBytes = sizeof(typename Decoder::Block) * 64 / Decoder::
 template <class Decoder, int B, int R>
 void integer_row_block(const KernelArgs& a, int64_t r0) {
   constexpr int K = chunks_per_scale<Decoder>();
+  const Decoder decoder;
   const int64_t chunks = a.in.padded_cols / 64;
   const typename Decoder::Block* rows[R];
 #pragma GCC unroll 16
@@ -157,7 +223,7 @@ void integer_row_block(const KernelArgs& a, int64_t r0) {
 #pragma GCC unroll 4
       for (int k = 0; k < K; ++k) {
         __m512i u;
-        Decoder::load(rows[i], c + k, u, s);
+        decoder.load(rows[i], c + k, u, s);
 #pragma GCC unroll 16
         for (int b = 0; b < B; ++b) dot[b] = _mm512_dpbusd_epi32(k == 0 ? start[b] : dot[b], u, x[k][b]);
       }
@@ -168,7 +234,7 @@ void integer_row_block(const KernelArgs& a, int64_t r0) {
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 16
-    for (int b = 0; b < B; ++b) a.y[b * a.ldy + r0 + i] = _mm512_reduce_add_ps(acc[i][b]) * a.in.x_scale[b];
+    for (int b = 0; b < B; ++b) a.y[b * a.ldy + r0 + i] = _mm512_reduce_add_ps(acc[i][b]) * output_scale<Decoder>(a, b);
 }
 
 // Enough rows at once that the FMA chains hide their latency: R x B >= 4 where B is small. One
@@ -422,7 +488,9 @@ const KernelSet& avx512_kernels() {
                              by_batch<Integer<Int2Decoder>::Body>,
                              by_batch<Int2Lut>,
                              by_batch<Mxfp4>,
-                             by_batch<Nvfp4>};
+                             by_batch<Nvfp4>,
+                             by_batch<Integer<Mxfp4A8Decoder>::Body>,
+                             by_batch<Integer<Nvfp4A8Decoder>::Body>};
   return set;
 }
 

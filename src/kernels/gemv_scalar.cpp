@@ -88,6 +88,26 @@ void e2m1_rows(const KernelArgs& a) {
   }
 }
 
+// Int8 activations x E2M1 weights (Mxfp4A8, Nvfp4A8): the exact int32 dot of 2 x the E2M1 values
+// with the activations per block, times the block scale; 1/2 and NVFP4's tensor scale at the end.
+template <class Block>
+void e2m1_int8_rows(const KernelArgs& a) {
+  const int64_t blocks = a.in.padded_cols / Block::kElements;
+  for (int64_t r = a.row_begin; r < a.row_end; ++r) {
+    const Block* row = a.w.row<Block>(r);
+    for (int b = 0; b < a.in.batch; ++b) {
+      const int8_t* x = a.in.ints(b);
+      float sum = 0;
+      for (int64_t j = 0; j < blocks; ++j) {
+        int32_t dot = 0;
+        for (int i = 0; i < Block::kElements; ++i) dot += kE2m1Twice[code(row[j], i)] * x[j * Block::kElements + i];
+        sum += block_scale(row[j]) * static_cast<float>(dot);
+      }
+      a.y[b * a.ldy + r] = sum * (a.in.x_scale[b] * (0.5f * a.w.tensor_scale()));
+    }
+  }
+}
+
 }  // namespace
 
 const KernelSet& scalar_kernels() {
@@ -99,7 +119,9 @@ const KernelSet& scalar_kernels() {
                              integer_rows<BlockInt2>,
                              int2lut_rows,
                              e2m1_rows<BlockMxfp4>,
-                             e2m1_rows<BlockNvfp4>};
+                             e2m1_rows<BlockNvfp4>,
+                             e2m1_int8_rows<BlockMxfp4>,
+                             e2m1_int8_rows<BlockNvfp4>};
   return set;
 }
 

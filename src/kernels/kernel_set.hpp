@@ -19,7 +19,8 @@ struct PreparedInput {
   // Integer formats: q = round(x / x_scale) in -127..127, batch x padded_cols.
   std::vector<int8_t> xq;
   std::vector<float> x_scale;
-  // Dot-product kernels read weights as unsigned codes u = q + offset; this is
+  // Dot-product kernels read weights as unsigned codes u = q + offset (E2M1 formats: q = 2 x the
+  // E2M1 value, an integer in -12..12, offset 12); this is
   // -offset * (sum of each 4 consecutive xq), batch x padded_cols / 4: one int32 lane of vpdpbusd.
   std::vector<int32_t> quad_correction;
   // Int2Lut: per 4 consecutive xq, the 16 subset sums t[i] = sum of xq[4 g + j] over the bits j of i
@@ -49,7 +50,7 @@ struct KernelArgs {
 using Kernel = void (*)(const KernelArgs&);
 
 struct KernelSet {
-  Kernel f32, int8, int4g32, int4g128, int3, int2, int2lut, mxfp4, nvfp4;
+  Kernel f32, int8, int4g32, int4g128, int3, int2, int2lut, mxfp4, nvfp4, mxfp4a8, nvfp4a8;
   Kernel get(StorageFormat f) const;
 };
 

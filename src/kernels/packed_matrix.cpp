@@ -23,18 +23,21 @@ struct FormatInfo {
   int block_elements;
   size_t block_bytes;
   int bits;  // integer formats: width of the quantized values; 0 otherwise
+  bool int8_activations;
 };
 
 constexpr FormatInfo kInfo[] = {
-    {StorageFormat::F32, "f32", 1, sizeof(float), 0},
-    {StorageFormat::Int8, "int8", BlockInt8::kElements, sizeof(BlockInt8), 8},
-    {StorageFormat::Int4G32, "int4g32", BlockInt4G32::kElements, sizeof(BlockInt4G32), 4},
-    {StorageFormat::Int4G128, "int4g128", BlockInt4G128::kElements, sizeof(BlockInt4G128), 4},
-    {StorageFormat::Int3, "int3", BlockInt3::kElements, sizeof(BlockInt3), 3},
-    {StorageFormat::Int2, "int2", BlockInt2::kElements, sizeof(BlockInt2), 2},
-    {StorageFormat::Int2Lut, "int2lut", TileInt2Lut::kElements, sizeof(TileInt2Lut), 2},
-    {StorageFormat::Mxfp4, "mxfp4", BlockMxfp4::kElements, sizeof(BlockMxfp4), 0},
-    {StorageFormat::Nvfp4, "nvfp4", BlockNvfp4::kElements, sizeof(BlockNvfp4), 0},
+    {StorageFormat::F32, "f32", 1, sizeof(float), 0, false},
+    {StorageFormat::Int8, "int8", BlockInt8::kElements, sizeof(BlockInt8), 8, true},
+    {StorageFormat::Int4G32, "int4g32", BlockInt4G32::kElements, sizeof(BlockInt4G32), 4, true},
+    {StorageFormat::Int4G128, "int4g128", BlockInt4G128::kElements, sizeof(BlockInt4G128), 4, true},
+    {StorageFormat::Int3, "int3", BlockInt3::kElements, sizeof(BlockInt3), 3, true},
+    {StorageFormat::Int2, "int2", BlockInt2::kElements, sizeof(BlockInt2), 2, true},
+    {StorageFormat::Int2Lut, "int2lut", TileInt2Lut::kElements, sizeof(TileInt2Lut), 2, true},
+    {StorageFormat::Mxfp4, "mxfp4", BlockMxfp4::kElements, sizeof(BlockMxfp4), 0, false},
+    {StorageFormat::Nvfp4, "nvfp4", BlockNvfp4::kElements, sizeof(BlockNvfp4), 0, false},
+    {StorageFormat::Mxfp4A8, "mxfp4a8", BlockMxfp4::kElements, sizeof(BlockMxfp4), 0, true},
+    {StorageFormat::Nvfp4A8, "nvfp4a8", BlockNvfp4::kElements, sizeof(BlockNvfp4), 0, true},
 };
 
 const FormatInfo& info(StorageFormat f) {
@@ -178,7 +181,7 @@ StorageFormat parse_storage_format(std::string_view name) {
   throw std::invalid_argument(fmt::format("unknown storage format '{}' (known: {})", name, known));
 }
 
-bool uses_int8_activations(StorageFormat f) { return info(f).bits != 0; }
+bool uses_int8_activations(StorageFormat f) { return info(f).int8_activations; }
 int block_elements(StorageFormat f) { return info(f).block_elements; }
 int tile_rows(StorageFormat f) { return f == StorageFormat::Int2Lut ? TileInt2Lut::kRows : 1; }
 
@@ -218,8 +221,10 @@ PackedMatrix pack(std::span<const float> w, int64_t rows, int64_t cols, StorageF
     case StorageFormat::Int3: pack_integer_rows<BlockInt3>(m, w); break;
     case StorageFormat::Int2: pack_integer_rows<BlockInt2>(m, w); break;
     case StorageFormat::Int2Lut: pack_int2_lut(m, w); break;
-    case StorageFormat::Mxfp4: pack_e2m1_rows<BlockMxfp4>(m, w, "mxfp4"); break;
-    case StorageFormat::Nvfp4: pack_e2m1_rows<BlockNvfp4>(m, w, "nvfp4"); break;
+    case StorageFormat::Mxfp4:
+    case StorageFormat::Mxfp4A8: pack_e2m1_rows<BlockMxfp4>(m, w, "mxfp4"); break;
+    case StorageFormat::Nvfp4:
+    case StorageFormat::Nvfp4A8: pack_e2m1_rows<BlockNvfp4>(m, w, "nvfp4"); break;
   }
   return m;
 }
@@ -278,8 +283,10 @@ std::vector<float> unpack(const PackedMatrix& m) {
         }
       }
       break;
-    case StorageFormat::Mxfp4: unpack_e2m1_rows<BlockMxfp4>(m, out); break;
-    case StorageFormat::Nvfp4: unpack_e2m1_rows<BlockNvfp4>(m, out); break;
+    case StorageFormat::Mxfp4:
+    case StorageFormat::Mxfp4A8: unpack_e2m1_rows<BlockMxfp4>(m, out); break;
+    case StorageFormat::Nvfp4:
+    case StorageFormat::Nvfp4A8: unpack_e2m1_rows<BlockNvfp4>(m, out); break;
   }
   return out;
 }

@@ -130,6 +130,8 @@ int code_offset(StorageFormat f) {
     case StorageFormat::Int3: return 4;
     case StorageFormat::Int2:
     case StorageFormat::Int2Lut: return 2;
+    case StorageFormat::Mxfp4A8:
+    case StorageFormat::Nvfp4A8: return 12;
     default: return 0;
   }
 }

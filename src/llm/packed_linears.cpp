@@ -37,6 +37,8 @@ std::string storage_emulation_config(kernels::StorageFormat format) {
     case StorageFormat::Int2Lut: return "w=int2;group=32;a=int8";
     case StorageFormat::Mxfp4: return "w=mxfp4";
     case StorageFormat::Nvfp4: return "w=nvfp4";
+    case StorageFormat::Mxfp4A8: return "w=mxfp4;a=int8";
+    case StorageFormat::Nvfp4A8: return "w=nvfp4;a=int8";
   }
   throw std::invalid_argument("unknown storage format");
 }

@@ -9,14 +9,19 @@
 
 #include <fmt/format.h>
 
+#include "lowbit/kernels/blocks.hpp"
 #include "lowbit/kernels/gemv.hpp"
 #include "tests/kernels/test_data.hpp"
 
 namespace lowbit::kernels {
 namespace {
 
+// Formats whose kernels compute exact integer dot products per block (MXFP4 on int8 activations:
+// 2 x E2M1 values; its power-of-two block scales keep the test's sums exact, NVFP4's tensor scale
+// does not).
 constexpr StorageFormat kIntegerFormats[] = {StorageFormat::Int8, StorageFormat::Int4G32, StorageFormat::Int4G128,
-                                             StorageFormat::Int3, StorageFormat::Int2,    StorageFormat::Int2Lut};
+                                             StorageFormat::Int3, StorageFormat::Int2,    StorageFormat::Int2Lut,
+                                             StorageFormat::Mxfp4A8};
 
 int qmax(StorageFormat f) {
   switch (f) {
@@ -39,18 +44,22 @@ struct Shape {
 };
 constexpr Shape kShapes[] = {{1, 1}, {5, 31}, {16, 64}, {17, 100}, {64, 128}, {65, 129}, {130, 300}, {70, 555}};
 
-// Weights q * 2^e with integer q (each group reaching qmax, so the group's scale is exactly 2^e)
-// and activations that are integers reaching 127 (activation scale 1): every partial sum of every
-// kernel is an integer below 2^24, so float accumulation in any order is exact.
+// Weights q * 2^e with integer q (each group reaching qmax, so the group's scale is exactly 2^e;
+// MXFP4: q any E2M1 value, the group reaching 6) and activations that are integers reaching 127
+// (activation scale 1): every partial sum of every kernel is a multiple of 1/2 below 2^23, so float
+// accumulation in any order is exact.
 std::vector<float> exact_weights(StorageFormat f, Shape s, std::mt19937& rng) {
-  const int group = block_elements(f), top = qmax(f);
-  std::uniform_int_distribution<int> q(-top, top), e(0, 1);
+  const int group = block_elements(f), top = f == StorageFormat::Mxfp4A8 ? 6 : qmax(f);
+  std::uniform_int_distribution<int> integer(-top, top), e(0, 1), code(0, 15);
+  const auto q = [&](std::mt19937& g) {
+    return f == StorageFormat::Mxfp4A8 ? kE2m1Values[code(g)] : static_cast<float>(integer(g));
+  };
   std::vector<float> w(static_cast<size_t>(s.rows * s.cols));
   for (int64_t r = 0; r < s.rows; ++r)
     for (int64_t g0 = 0; g0 < s.cols; g0 += group) {
       const float scale = std::ldexp(1.0f, e(rng));
       const int64_t g1 = std::min(s.cols, g0 + group);
-      for (int64_t c = g0; c < g1; ++c) w[r * s.cols + c] = static_cast<float>(q(rng)) * scale;
+      for (int64_t c = g0; c < g1; ++c) w[r * s.cols + c] = q(rng) * scale;
       w[r * s.cols + g0 + (g1 - g0) / 2] = static_cast<float>(top) * scale * (e(rng) ? 1 : -1);
     }
   return w;
@@ -240,7 +249,8 @@ TEST(Gemv, SizeMismatchesAreRefused) {
 }
 
 TEST(Gemv, NonFiniteActivationsGiveNaN) {
-  for (StorageFormat f : {StorageFormat::F32, StorageFormat::Int4G32, StorageFormat::Mxfp4}) {
+  for (StorageFormat f : {StorageFormat::F32, StorageFormat::Int4G32, StorageFormat::Mxfp4, StorageFormat::Mxfp4A8,
+                          StorageFormat::Nvfp4A8}) {
     const PackedMatrix w = pack(test::random_weights(64, 3), 2, 32, f);
     std::vector<float> x(32, 1.0f), y(2);
     x[5] = std::numeric_limits<float>::quiet_NaN();

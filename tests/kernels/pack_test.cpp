@@ -37,7 +37,8 @@ void expect_bitwise_equal(const std::vector<float>& got, const std::vector<float
 }
 
 TEST(Pack, BlockFormatsDecodeToLowbitFakeQuantization) {
-  for (auto [format, spec] : {std::pair{StorageFormat::Mxfp4, "mxfp4"}, std::pair{StorageFormat::Nvfp4, "nvfp4"}})
+  for (auto [format, spec] : {std::pair{StorageFormat::Mxfp4, "mxfp4"}, std::pair{StorageFormat::Nvfp4, "nvfp4"},
+                              std::pair{StorageFormat::Mxfp4A8, "mxfp4"}, std::pair{StorageFormat::Nvfp4A8, "nvfp4"}})
     for (const test::Matrix& m : test_matrices()) {
       const int64_t shape[] = {m.rows, m.cols};
       std::vector<float> want(m.values.size());

@@ -21,16 +21,21 @@ enum class StorageFormat : uint8_t {
   Int2Lut,   // TileInt2Lut: the same int2 values, laid out for the lookup-table kernel
   Mxfp4,     // BlockMxfp4 (lowbit's "mxfp4")
   Nvfp4,     // BlockNvfp4 (lowbit's "nvfp4")
+  Mxfp4A8,   // BlockMxfp4 weights, run on int8 activations (integer dot products, as int4)
+  Nvfp4A8,   // BlockNvfp4 weights, run on int8 activations
 };
 inline constexpr StorageFormat kAllStorageFormats[] = {
     StorageFormat::F32,  StorageFormat::Int8,    StorageFormat::Int4G32, StorageFormat::Int4G128, StorageFormat::Int3,
-    StorageFormat::Int2, StorageFormat::Int2Lut, StorageFormat::Mxfp4,   StorageFormat::Nvfp4};
+    StorageFormat::Int2, StorageFormat::Int2Lut, StorageFormat::Mxfp4,   StorageFormat::Nvfp4,    StorageFormat::Mxfp4A8,
+    StorageFormat::Nvfp4A8};
 
 std::string_view to_string(StorageFormat f);
 // Parses the names to_string gives ("f32", "int8", "int4g32", "int4g128", "int3", "int2",
-// "int2lut", "mxfp4", "nvfp4"); throws std::invalid_argument naming the text otherwise.
+// "int2lut", "mxfp4", "nvfp4", "mxfp4a8", "nvfp4a8"); throws std::invalid_argument naming the
+// text otherwise.
 StorageFormat parse_storage_format(std::string_view name);
-// Integer formats run on int8-quantized activations; the others on float32 activations.
+// Integer formats and the "a8" E2M1 formats run on int8-quantized activations; F32, Mxfp4 and
+// Nvfp4 on float32 activations.
 bool uses_int8_activations(StorageFormat f);
 // Weights per block (columns), and rows per tile (64 for Int2Lut, 1 otherwise).
 int block_elements(StorageFormat f);
