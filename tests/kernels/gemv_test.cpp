@@ -152,6 +152,42 @@ TEST(Gemv, AllKernelsMatchTheReference) {
   }
 }
 
+// Every block scale code, on every instruction set: pack() writes only positive finite scales, but a
+// packed matrix may hold any byte, and the kernels must read it as the reference does (NaN codes
+// give NaN rows, negative E4M3 scales negative products). Row r's first block takes code r (NVFP4:
+// all 256; MXFP4: 2^-20..2^20 and the NaN code 255, where no product overflows).
+TEST(Gemv, E2m1KernelsReadEveryScaleCode) {
+  for (const std::string& isa : available_kernel_isas()) {
+    IsaGuard guard(isa);
+    for (StorageFormat f : {StorageFormat::Mxfp4, StorageFormat::Nvfp4, StorageFormat::Mxfp4A8, StorageFormat::Nvfp4A8}) {
+      const bool nv = f == StorageFormat::Nvfp4 || f == StorageFormat::Nvfp4A8;
+      std::vector<int> codes;
+      for (int c = 0; c < 256; ++c)
+        if (nv || std::abs(c - 127) <= 20 || c == 255) codes.push_back(c);
+      const int64_t rows = static_cast<int64_t>(codes.size()), cols = 96;
+      PackedMatrix w = pack(test::random_weights(rows * cols, 11), rows, cols, f);
+      for (int64_t r = 0; r < rows; ++r) {
+        uint8_t* first_scale = reinterpret_cast<uint8_t*>(w.data()) + r * w.row_bytes();  // the block's first byte
+        *first_scale = static_cast<uint8_t>(codes[r]);
+      }
+      const int batch = 2;
+      const std::vector<float> x = test::random_activations(batch * cols, 12);
+      const std::vector<float> want = reference(w, x, batch), got = run(w, x, batch, 1);
+      const std::vector<float> weights = unpack(w);
+      for (int b = 0; b < batch; ++b)
+        for (int64_t r = 0; r < rows; ++r) {
+          const size_t i = static_cast<size_t>(b * rows + r);
+          const std::string what = fmt::format("{} {} scale code {:#x} vector {}", isa, to_string(f), codes[r], b);
+          ASSERT_EQ(std::isnan(got[i]), std::isnan(want[i])) << what << ": " << got[i] << " vs " << want[i];
+          if (std::isnan(want[i])) continue;
+          double magnitude = 0;
+          for (int64_t k = 0; k < cols; ++k) magnitude += std::fabs(static_cast<double>(weights[r * cols + k]) * x[b * cols + k]);
+          ASSERT_NEAR(got[i], want[i], 4e-6 * magnitude + 1e-30) << what;
+        }
+    }
+  }
+}
+
 TEST(Gemv, RealLayersOfStories260K) {
   // h = W1 e, y = W2 h for token embeddings e: real weights, real activations, ragged K = 172.
   const test::Stories260K model = test::load_stories260k();
