@@ -73,7 +73,8 @@ HWY_INLINE MF FractionRoundsUp(DF df, MagnitudeRounding m, VF frac, VF u) {
 
 // Rounds magnitudes a (>= 0, may be inf/NaN: callers overwrite those lanes) to multiples of ulp
 // (a power of two; magic = ulp * 2^23, inv_ulp = 1 / ulp when p.scaled). neg marks negative lanes.
-HWY_INLINE VF RoundMagnitude(DF df, const ElementPlan& p, VF a, VF ulp, VF inv_ulp, VF magic, MF neg, uint64_t index0) {
+template <class Plan>
+HWY_INLINE VF RoundMagnitude(DF df, const Plan& p, VF a, VF ulp, VF inv_ulp, VF magic, MF neg, uint64_t index0) {
   // a >= magic: a is already a multiple of ulp.
   const MF big = hn::Ge(a, magic);
   if (p.mode_pos == MagnitudeRounding::NearestEven && p.mode_neg == MagnitudeRounding::NearestEven) {
@@ -112,7 +113,8 @@ HWY_INLINE VF RoundMagnitude(DF df, const ElementPlan& p, VF a, VF ulp, VF inv_u
   return hn::IfThenElse(hn::AndNot(big, up), hn::Add(t, ulp), t);
 }
 
-HWY_INLINE VF QuantizeFloat(DF df, const ElementPlan& p, VF x, uint64_t index0) {
+template <class Plan>
+HWY_INLINE VF QuantizeFloat(DF df, const Plan& p, VF x, uint64_t index0) {
   const DI di;
   const VF a = hn::Abs(x);
   const MF neg = hn::MaskFromVec(hn::BitCast(df, hn::ShiftRight<31>(hn::BitCast(di, x))));
@@ -164,7 +166,8 @@ HWY_INLINE VF QuantizeFloat(DF df, const ElementPlan& p, VF x, uint64_t index0) 
 
 // Rounds x / step on the signed line with the hardware's rounding instructions; for the modes that
 // depend on the sign (and are not symmetric in magnitude). Returns multiples of step.
-HWY_INLINE VF RoundSigned(DF df, const ElementPlan& p, VF x) {
+template <class Plan>
+HWY_INLINE VF RoundSigned(DF df, const Plan& p, VF x) {
   const VF y = hn::Mul(x, hn::Set(df, p.inv_step));  // exact: step is a power of two <= 1
   VF q;
   switch (p.rounding) {
@@ -182,7 +185,8 @@ HWY_INLINE VF RoundSigned(DF df, const ElementPlan& p, VF x) {
   return hn::Mul(q, hn::Set(df, p.step));
 }
 
-HWY_INLINE VF QuantizeUniform(DF df, const ElementPlan& p, VF x, uint64_t index0) {
+template <class Plan>
+HWY_INLINE VF QuantizeUniform(DF df, const Plan& p, VF x, uint64_t index0) {
   const DI di;
   const MF neg = hn::MaskFromVec(hn::BitCast(df, hn::ShiftRight<31>(hn::BitCast(di, x))));
   VF v;
@@ -219,7 +223,8 @@ HWY_INLINE VF QuantizeBinary(DF df, VF x) {
   return hn::IfThenElse(hn::Lt(x, hn::Zero(df)), hn::Set(df, -1.0f), hn::Set(df, 1.0f));
 }
 
-HWY_INLINE VF QuantizeVec(DF df, const ElementPlan& p, VF x, uint64_t index) {
+template <class Plan>
+HWY_INLINE VF QuantizeVec(DF df, const Plan& p, VF x, uint64_t index) {
   switch (p.kind) {
     case ElementPlan::kFloat: return QuantizeFloat(df, p, x, index);
     case ElementPlan::kUniform: return QuantizeUniform(df, p, x, index);
@@ -229,8 +234,20 @@ HWY_INLINE VF QuantizeVec(DF df, const ElementPlan& p, VF x, uint64_t index) {
   return x;
 }
 
+// An ElementPlan whose stochastic-rounding flags are compile-time constants: the static members
+// hide the base's fields of the same names, so the functions above, templated on the plan, compile
+// without the branches on them.
+template <ElementPlan::Kind K, bool Scaled>
+struct StochasticPlan : ElementPlan {
+  static constexpr Kind kind = K;
+  static constexpr bool stochastic = true, scaled = Scaled, wide = false, signed_rounding = false;
+  static constexpr MagnitudeRounding mode_pos = MagnitudeRounding::Stochastic, mode_neg = MagnitudeRounding::Stochastic;
+  explicit StochasticPlan(const ElementPlan& p) : ElementPlan(p) {}
+};
+
 // Processes the whole vectors of [0, n); returns how many elements were done.
-size_t QuantizeSpanSimd(const ElementPlan& p, const float* in, float* out, size_t n, uint64_t index0, float scale) {
+template <class Plan>
+size_t QuantizeSpanWith(const Plan& p, const float* in, float* out, size_t n, uint64_t index0, float scale) {
   const DF df;
   const size_t N = hn::Lanes(df);
   size_t i = 0;
@@ -244,6 +261,23 @@ size_t QuantizeSpanSimd(const ElementPlan& p, const float* in, float* out, size_
     }
   }
   return i;
+}
+
+size_t QuantizeSpanSimd(const ElementPlan& plan, const float* in, float* out, size_t n, uint64_t index0, float scale) {
+  using MR = MagnitudeRounding;
+  if (plan.stochastic && plan.mode_pos == MR::Stochastic && plan.mode_neg == MR::Stochastic && !plan.signed_rounding &&
+      !plan.wide) {
+    if (plan.kind == ElementPlan::kUniform)
+      return plan.scaled ? QuantizeSpanWith(StochasticPlan<ElementPlan::kUniform, true>(plan), in, out, n, index0, scale)
+                         : QuantizeSpanWith(StochasticPlan<ElementPlan::kUniform, false>(plan), in, out, n, index0, scale);
+    if (plan.kind == ElementPlan::kFloat)
+      return plan.scaled ? QuantizeSpanWith(StochasticPlan<ElementPlan::kFloat, true>(plan), in, out, n, index0, scale)
+                         : QuantizeSpanWith(StochasticPlan<ElementPlan::kFloat, false>(plan), in, out, n, index0, scale);
+  }
+  // A local copy: the stores to out could alias the caller's plan, which would make the compiler
+  // reload its constants and re-test its flags for every vector.
+  const ElementPlan p = plan;
+  return QuantizeSpanWith(p, in, out, n, index0, scale);
 }
 
 // Largest |x| of one block of `block` floats (a multiple of the lane count) when *finite (no NaN /
