@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <vector>
 
 #include <fmt/format.h>
@@ -188,8 +189,17 @@ void fake_quant_block(const BlockFormat& bf, std::span<const float> in, std::spa
   }
   float tensor = 1.0f;
   if (bf.params().tensor_scale) {
-    bool finite = true;
-    tensor = bf.tensor_scale_for(detail::abs_max(in.data(), in.size(), &finite));
+    // The largest finite |x| of the whole tensor, on every thread (on one, this read of the input
+    // cost a third of NVFP4's time with 2 threads).
+    float amax = 0;
+    std::mutex combine;
+    parallel_chunks(in.size(), opt.threads, 4096, [&](size_t b, size_t e) {
+      bool finite = true;
+      const float part = detail::abs_max(in.data() + b, e - b, &finite);
+      const std::lock_guard<std::mutex> lock(combine);
+      amax = std::max(amax, part);
+    });
+    tensor = bf.tensor_scale_for(amax);
   }
   const ScalarFormat& elem = bf.element();
   const detail::ElementPlan plan = detail::make_plan(elem, r, opt.seed);
