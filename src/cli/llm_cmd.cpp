@@ -322,7 +322,7 @@ void add_llm_command(CLI::App& app) {
   gen->add_option("--top-p", g->top_p, "Nucleus sampling mass")->capture_default_str();
   gen->add_option("--seed", g->seed, "Random seed")->capture_default_str();
   gen->add_option("--threads", g->threads, "Threads for the matrix-vector products")->capture_default_str();
-  gen->add_option("--storage", g->storage, "Run the block Linears on packed weights: f32, int8, int4g32, int4g128, int3, int2, int2lut, mxfp4, nvfp4");
+  gen->add_option("--storage", g->storage, "Run the block Linears on packed weights: f32, int8, int4g32, int4g128, int3, int2, int2lut, mxfp4, nvfp4, mxfp4a8, nvfp4a8");
   gen->callback([g] { run_generate(*g); });
 
   auto p = std::make_shared<PplOptions>();

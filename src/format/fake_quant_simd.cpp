@@ -234,15 +234,16 @@ HWY_INLINE VF QuantizeVec(DF df, const Plan& p, VF x, uint64_t index) {
   return x;
 }
 
-// An ElementPlan whose stochastic-rounding flags are compile-time constants: the static members
-// hide the base's fields of the same names, so the functions above, templated on the plan, compile
-// without the branches on them.
-template <ElementPlan::Kind K, bool Scaled>
-struct StochasticPlan : ElementPlan {
+// An ElementPlan whose kind and rounding flags are compile-time constants (one magnitude rounding
+// for both signs): the static members hide the base's fields of the same names, so the functions
+// above, templated on the plan, compile without the branches on them.
+template <ElementPlan::Kind K, bool Scaled, MagnitudeRounding Mode>
+struct FixedRoundingPlan : ElementPlan {
   static constexpr Kind kind = K;
-  static constexpr bool stochastic = true, scaled = Scaled, wide = false, signed_rounding = false;
-  static constexpr MagnitudeRounding mode_pos = MagnitudeRounding::Stochastic, mode_neg = MagnitudeRounding::Stochastic;
-  explicit StochasticPlan(const ElementPlan& p) : ElementPlan(p) {}
+  static constexpr bool stochastic = Mode == MagnitudeRounding::Stochastic, scaled = Scaled, wide = false,
+                        signed_rounding = false;
+  static constexpr MagnitudeRounding mode_pos = Mode, mode_neg = Mode;
+  explicit FixedRoundingPlan(const ElementPlan& p) : ElementPlan(p) {}
 };
 
 // Processes the whole vectors of [0, n); returns how many elements were done.
@@ -263,16 +264,30 @@ size_t QuantizeSpanWith(const Plan& p, const float* in, float* out, size_t n, ui
   return i;
 }
 
-size_t QuantizeSpanSimd(const ElementPlan& plan, const float* in, float* out, size_t n, uint64_t index0, float scale) {
+template <ElementPlan::Kind K, MagnitudeRounding Mode>
+size_t QuantizeSpanFixed(const ElementPlan& plan, const float* in, float* out, size_t n, uint64_t index0, float scale) {
+  return plan.scaled ? QuantizeSpanWith(FixedRoundingPlan<K, true, Mode>(plan), in, out, n, index0, scale)
+                     : QuantizeSpanWith(FixedRoundingPlan<K, false, Mode>(plan), in, out, n, index0, scale);
+}
+
+template <ElementPlan::Kind K>
+size_t QuantizeSpanOfKind(const ElementPlan& plan, const float* in, float* out, size_t n, uint64_t index0, float scale) {
   using MR = MagnitudeRounding;
-  if (plan.stochastic && plan.mode_pos == MR::Stochastic && plan.mode_neg == MR::Stochastic && !plan.signed_rounding &&
-      !plan.wide) {
-    if (plan.kind == ElementPlan::kUniform)
-      return plan.scaled ? QuantizeSpanWith(StochasticPlan<ElementPlan::kUniform, true>(plan), in, out, n, index0, scale)
-                         : QuantizeSpanWith(StochasticPlan<ElementPlan::kUniform, false>(plan), in, out, n, index0, scale);
-    if (plan.kind == ElementPlan::kFloat)
-      return plan.scaled ? QuantizeSpanWith(StochasticPlan<ElementPlan::kFloat, true>(plan), in, out, n, index0, scale)
-                         : QuantizeSpanWith(StochasticPlan<ElementPlan::kFloat, false>(plan), in, out, n, index0, scale);
+  switch (plan.mode_pos) {
+    case MR::NearestEven: return QuantizeSpanFixed<K, MR::NearestEven>(plan, in, out, n, index0, scale);
+    case MR::NearestUp: return QuantizeSpanFixed<K, MR::NearestUp>(plan, in, out, n, index0, scale);
+    case MR::Down: return QuantizeSpanFixed<K, MR::Down>(plan, in, out, n, index0, scale);
+    case MR::Stochastic: return QuantizeSpanFixed<K, MR::Stochastic>(plan, in, out, n, index0, scale);
+    default: break;
+  }
+  const ElementPlan p = plan;
+  return QuantizeSpanWith(p, in, out, n, index0, scale);
+}
+
+size_t QuantizeSpanSimd(const ElementPlan& plan, const float* in, float* out, size_t n, uint64_t index0, float scale) {
+  if (plan.mode_pos == plan.mode_neg && !plan.signed_rounding && !plan.wide) {
+    if (plan.kind == ElementPlan::kUniform) return QuantizeSpanOfKind<ElementPlan::kUniform>(plan, in, out, n, index0, scale);
+    if (plan.kind == ElementPlan::kFloat) return QuantizeSpanOfKind<ElementPlan::kFloat>(plan, in, out, n, index0, scale);
   }
   // A local copy: the stores to out could alias the caller's plan, which would make the compiler
   // reload its constants and re-test its flags for every vector.
