@@ -66,6 +66,13 @@ const float* e4m3_values();  // 256 entries
 // E2M1 code -> 2 x its value, an integer: the weights of the int8-activation kernels (Mxfp4A8,
 // Nvfp4A8), which multiply their results by 1/2 at the end.
 inline constexpr int8_t kE2m1Twice[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+// The same plus 12, in 0..24: the unsigned codes of the dot-product kernels (vpshufb table).
+alignas(16) inline constexpr uint8_t kE2m1TwicePlus12[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
+static_assert([] {
+  for (int i = 0; i < 16; ++i)
+    if (kE2m1TwicePlus12[i] != kE2m1Twice[i] + 12) return false;
+  return true;
+}());
 inline float block_scale(const BlockMxfp4& b) { return e8m0_values()[b.scale_e8m0]; }
 inline float block_scale(const BlockNvfp4& b) { return e4m3_values()[b.scale_e4m3]; }
 

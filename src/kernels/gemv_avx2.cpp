@@ -105,7 +105,7 @@ struct Int2Decoder {
 
 // E2M1 codes (low nibble of each byte) -> u = 2 x value + 12 in 0..24: q = u - 12 is 2 x the value.
 inline __m256i e2m1_twice_offset(__m256i nibbles) {
-  const __m128i table = _mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
+  const __m128i table = _mm_load_si128(reinterpret_cast<const __m128i*>(kE2m1TwicePlus12));
   return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(table), nibbles);
 }
 
@@ -136,14 +136,6 @@ struct Nvfp4A8Decoder {
     return e2m1_twice_offset(_mm256_and_si256(codes, _mm256_set1_epi8(0x0F)));
   }
 };
-
-// The factor of every row's result besides the activation scale: 1/2 for the E2M1 decoders, whose
-// integers are twice the values, times NVFP4's tensor scale (1 for MXFP4).
-template <class Decoder>
-float output_scale(const KernelArgs& a, int b) {
-  if constexpr (requires { Decoder::kTensorScale; }) return a.in.x_scale[b] * (0.5f * a.w.tensor_scale());
-  return a.in.x_scale[b];
-}
 
 // Rows r0..r0 + R - 1 for B vectors: R x B independent accumulator chains, x loads shared by the rows.
 // Loops over rows and vectors are unrolled completely so that GCC keeps acc in registers.

@@ -104,7 +104,7 @@ struct Int2Decoder {
 
 // E2M1 codes (low nibble of each byte) -> u = 2 x value + 12 in 0..24: q = u - 12 is 2 x the value.
 inline __m512i e2m1_twice_offset(__m512i nibbles) {
-  const __m128i table = _mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
+  const __m128i table = _mm_load_si128(reinterpret_cast<const __m128i*>(kE2m1TwicePlus12));
   return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(table), nibbles);
 }
 
@@ -158,14 +158,6 @@ struct Nvfp4A8Decoder {
                            _mm512_set1_ps(__builtin_nanf("")));
   }
 };
-
-// The factor of every row's result besides the activation scale: 1/2 for the E2M1 decoders, whose
-// integers are twice the values, times NVFP4's tensor scale (1 for MXFP4).
-template <class Decoder>
-float output_scale(const KernelArgs& a, int b) {
-  if constexpr (requires { Decoder::kTensorScale; }) return a.in.x_scale[b] * (0.5f * a.w.tensor_scale());
-  return a.in.x_scale[b];
-}
 
 // Chunks of 64 elements that share one scale: 2 for int4 g128, whose dot products then add up in
 // int32 over the whole group before one conversion and one FMA.

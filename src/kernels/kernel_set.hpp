@@ -49,6 +49,15 @@ struct KernelArgs {
 };
 using Kernel = void (*)(const KernelArgs&);
 
+// The factor of a dot-product kernel's row result besides the activation scale: 1/2 for the E2M1
+// decoders (kTensorScale), whose integers are twice the values, times NVFP4's tensor scale (1 for
+// MXFP4).
+template <class Decoder>
+float output_scale(const KernelArgs& a, int b) {
+  if constexpr (requires { Decoder::kTensorScale; }) return a.in.x_scale[b] * (0.5f * a.w.tensor_scale());
+  return a.in.x_scale[b];
+}
+
 struct KernelSet {
   Kernel f32, int8, int4g32, int4g128, int3, int2, int2lut, mxfp4, nvfp4, mxfp4a8, nvfp4a8;
   Kernel get(StorageFormat f) const;
