@@ -1,5 +1,7 @@
 // Portable kernels: the same arithmetic as the SIMD ones (exact int32 dot per block, then the block
 // scale), for CPUs without AVX2 and as the "scalar" choice of force_kernel_isa().
+#include <type_traits>
+
 #include "lowbit/kernels/blocks.hpp"
 #include "src/kernels/block_codes.hpp"
 #include "src/kernels/kernel_set.hpp"
@@ -20,8 +22,23 @@ void f32_rows(const KernelArgs& a) {
   }
 }
 
+// The integer a dot-product kernel multiplies element i of a block by: the value itself, or for
+// E2M1 blocks (run on int8 activations: Mxfp4A8, Nvfp4A8) 2 x the value; output_scale() takes the
+// 1/2 back, with NVFP4's tensor scale.
+template <class Block>
+int integer_value(const Block& b, int i) {
+  return code(b, i);
+}
+inline int integer_value(const BlockMxfp4& b, int i) { return kE2m1Twice[code(b, i)]; }
+inline int integer_value(const BlockNvfp4& b, int i) { return kE2m1Twice[code(b, i)]; }
+struct E2m1Tag {  // output_scale()'s switch to the E2M1 factor
+  static constexpr bool kTensorScale = true;
+};
+
+// Exact int32 dot per block, times the block scale, in float.
 template <class Block>
 void integer_rows(const KernelArgs& a) {
+  constexpr bool e2m1 = std::is_same_v<Block, BlockMxfp4> || std::is_same_v<Block, BlockNvfp4>;
   const int64_t blocks = a.in.padded_cols / Block::kElements;
   for (int64_t r = a.row_begin; r < a.row_end; ++r) {
     const Block* row = a.w.row<Block>(r);
@@ -30,10 +47,10 @@ void integer_rows(const KernelArgs& a) {
       float sum = 0;
       for (int64_t j = 0; j < blocks; ++j) {
         int32_t dot = 0;
-        for (int i = 0; i < Block::kElements; ++i) dot += code(row[j], i) * x[j * Block::kElements + i];
-        sum += row[j].scale * static_cast<float>(dot);
+        for (int i = 0; i < Block::kElements; ++i) dot += integer_value(row[j], i) * x[j * Block::kElements + i];
+        sum += block_scale(row[j]) * static_cast<float>(dot);
       }
-      a.y[b * a.ldy + r] = sum * a.in.x_scale[b];
+      a.y[b * a.ldy + r] = sum * (e2m1 ? output_scale<E2m1Tag>(a, b) : a.in.x_scale[b]);
     }
   }
 }
@@ -88,26 +105,6 @@ void e2m1_rows(const KernelArgs& a) {
   }
 }
 
-// Int8 activations x E2M1 weights (Mxfp4A8, Nvfp4A8): the exact int32 dot of 2 x the E2M1 values
-// with the activations per block, times the block scale; 1/2 and NVFP4's tensor scale at the end.
-template <class Block>
-void e2m1_int8_rows(const KernelArgs& a) {
-  const int64_t blocks = a.in.padded_cols / Block::kElements;
-  for (int64_t r = a.row_begin; r < a.row_end; ++r) {
-    const Block* row = a.w.row<Block>(r);
-    for (int b = 0; b < a.in.batch; ++b) {
-      const int8_t* x = a.in.ints(b);
-      float sum = 0;
-      for (int64_t j = 0; j < blocks; ++j) {
-        int32_t dot = 0;
-        for (int i = 0; i < Block::kElements; ++i) dot += kE2m1Twice[code(row[j], i)] * x[j * Block::kElements + i];
-        sum += block_scale(row[j]) * static_cast<float>(dot);
-      }
-      a.y[b * a.ldy + r] = sum * (a.in.x_scale[b] * (0.5f * a.w.tensor_scale()));
-    }
-  }
-}
-
 }  // namespace
 
 const KernelSet& scalar_kernels() {
@@ -120,8 +117,8 @@ const KernelSet& scalar_kernels() {
                              int2lut_rows,
                              e2m1_rows<BlockMxfp4>,
                              e2m1_rows<BlockNvfp4>,
-                             e2m1_int8_rows<BlockMxfp4>,
-                             e2m1_int8_rows<BlockNvfp4>};
+                             integer_rows<BlockMxfp4>,
+                             integer_rows<BlockNvfp4>};
   return set;
 }
 
