@@ -44,6 +44,13 @@ inline __m256i int2_block(const uint8_t* codes) {
   return _mm256_and_si256(_mm256_srlv_epi64(spread, _mm256_set_epi64x(6, 4, 2, 0)), _mm256_set1_epi8(3));
 }
 
+// One block's 16 code bytes (byte j: element j in the low nibble, j + 16 in the high one) -> its 32
+// nibbles as bytes, elements in order (int4 g32 and MXFP4).
+inline __m256i nibbles(const uint8_t* codes) {
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+}
+
 // Decoders: codes of the 32 elements of chunk c of a row, and the scale of each int32 lane of the
 // dot product (lane k: elements 4 k..4 k + 3). kSigned: the codes are q itself (int8), else
 // u = q + offset.
@@ -61,8 +68,7 @@ struct Int4G32Decoder {
   static constexpr bool kSigned = false;
   static __m256i load(const Block* row, int64_t c, __m256& s) {
     s = _mm256_set1_ps(row[c].scale);
-    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[c].codes));
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+    return nibbles(row[c].codes);
   }
 };
 
@@ -116,8 +122,7 @@ struct Mxfp4A8Decoder {
   const float* scales = e8m0_values();
   __m256i load(const Block* row, int64_t c, __m256& s) const {
     s = _mm256_set1_ps(scales[row[c].scale_e8m0]);
-    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[c].codes));
-    return e2m1_twice_offset(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F)));
+    return e2m1_twice_offset(nibbles(row[c].codes));
   }
 };
 

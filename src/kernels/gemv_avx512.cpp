@@ -47,6 +47,16 @@ inline __m512i int2_pair(const uint8_t* c0, const uint8_t* c1) {
   return _mm512_and_si512(_mm512_srlv_epi64(spread, _mm512_set_epi64(6, 4, 2, 0, 6, 4, 2, 0)), _mm512_set1_epi8(3));
 }
 
+// Two blocks' 16 code bytes (byte j: element j in the low nibble, j + 16 in the high one) -> their
+// 64 nibbles as bytes, elements in order (int4 g32 and MXFP4).
+inline __m512i nibble_pair(const uint8_t* c0, const uint8_t* c1) {
+  const __m256i b0 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c0)));
+  const __m256i b1 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c1)));
+  __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1);  // 128-bit lanes: b0 b0 b1 b1
+  raw = _mm512_mask_srli_epi16(raw, 0xFF00FF00u, raw, 4);                // lanes 1, 3: the high nibbles
+  return _mm512_and_si512(raw, _mm512_set1_epi8(0x0F));
+}
+
 // Each decoder gives the unsigned codes of the 64 elements of chunk c of a row, and their scales.
 struct Int8Decoder {
   using Block = BlockInt8;
@@ -63,11 +73,7 @@ struct Int4G32Decoder {
   using Block = BlockInt4G32;
   static void load(const Block* row, int64_t c, __m512i& u, __m512& s) {
     const Block* b = row + 2 * c;
-    const __m256i b0 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].codes)));
-    const __m256i b1 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].codes)));
-    __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1);  // 128-bit lanes: b0 b0 b1 b1
-    raw = _mm512_mask_srli_epi16(raw, 0xFF00FF00u, raw, 4);                // lanes 1, 3: the high nibbles
-    u = _mm512_and_si512(raw, _mm512_set1_epi8(0x0F));
+    u = nibble_pair(b[0].codes, b[1].codes);
     s = pair_scales(b[0].scale, b[1].scale);
   }
 };
@@ -115,11 +121,7 @@ struct Mxfp4A8Decoder {
   const float* scales = e8m0_values();
   void load(const Block* row, int64_t c, __m512i& u, __m512& s) const {
     const Block* b = row + 2 * c;
-    const __m256i b0 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].codes)));
-    const __m256i b1 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].codes)));
-    __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1);
-    raw = _mm512_mask_srli_epi16(raw, 0xFF00FF00u, raw, 4);
-    u = e2m1_twice_offset(_mm512_and_si512(raw, _mm512_set1_epi8(0x0F)));
+    u = e2m1_twice_offset(nibble_pair(b[0].codes, b[1].codes));
     s = pair_scales(scales[b[0].scale_e8m0], scales[b[1].scale_e8m0]);
   }
 };

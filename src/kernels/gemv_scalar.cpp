@@ -85,8 +85,6 @@ void int2lut_rows(const KernelArgs& a) {
 template <class Block>
 void e2m1_rows(const KernelArgs& a) {
   const int64_t blocks = a.in.padded_cols / Block::kElements;
-  const bool nv = a.w.format() == StorageFormat::Nvfp4;
-  const float* scales = nv ? e4m3_values() : e8m0_values();
   for (int64_t r = a.row_begin; r < a.row_end; ++r) {
     const Block* row = a.w.row<Block>(r);
     for (int b = 0; b < a.in.batch; ++b) {
@@ -95,10 +93,7 @@ void e2m1_rows(const KernelArgs& a) {
       for (int64_t j = 0; j < blocks; ++j) {
         float dot = 0;
         for (int i = 0; i < Block::kElements; ++i) dot += kE2m1Values[code(row[j], i)] * x[j * Block::kElements + i];
-        uint8_t scale_code;
-        if constexpr (requires { row[j].scale_e4m3; }) scale_code = row[j].scale_e4m3;
-        else scale_code = row[j].scale_e8m0;
-        sum += dot * scales[scale_code];
+        sum += dot * block_scale(row[j]);
       }
       a.y[b * a.ldy + r] = sum * a.w.tensor_scale();
     }

@@ -249,9 +249,7 @@ void unpack_e2m1_rows(const PackedMatrix& m, std::vector<float>& out) {
     const Block* blocks = m.row<Block>(r);
     for (int64_t c = 0; c < m.cols(); ++c) {
       const Block& b = blocks[c / Block::kElements];
-      double s;
-      if constexpr (requires { b.scale_e4m3; }) s = detail::e4m3_values()[b.scale_e4m3];
-      else s = detail::e8m0_values()[b.scale_e8m0];
+      const double s = detail::block_scale(b);
       const float eff = static_cast<float>(s * m.tensor_scale());
       const float value = kE2m1Values[detail::code(b, static_cast<int>(c % Block::kElements))];
       out[static_cast<size_t>(r * m.cols() + c)] = eff == 0 ? 0.0f : value * eff;
