@@ -114,6 +114,9 @@ struct BitmodPlan {
   double gmax[2] = {};           // scale = fp16(amax / gmax), clamped to [min_scale, max_scale]
   float min_scale = 0, max_scale = 0;
   int top_ulp_exp = 2;           // the base grid's largest step is 2^top_ulp_exp
+  // Per scale (candidates 0-1, 2-3): a bound below every extra value's cell and below the base
+  // grid's clamp (its largest value plus half its largest step), with a few bits.
+  float near[2] = {};
   size_t group = 128;
 };
 BitmodPlan make_bitmod_plan(const BitmodFormat& f);

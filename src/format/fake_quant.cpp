@@ -119,6 +119,18 @@ BitmodPlan make_bitmod_plan(const BitmodFormat& f) {
   // The kernel takes candidates 2 and 3 as the asymmetry extras beyond the base grid's ends.
   if (!(std::isinf(p.cell_hi[2]) && std::isinf(p.cell_lo[3]) && std::isfinite(p.cell_lo[2]) && std::isfinite(p.cell_hi[3])))
     throw std::logic_error("bitmod candidates 2 and 3 must extend the grid's ends");
+  // near[s]: below the smallest |cell boundary| of the scale's two candidates and below the base
+  // clamp, by 1/8 so that |x| <= near[s] * scale leaves |x / scale| strictly below both.
+  const float clamp_from = p.base_max + std::ldexp(1.0f, p.top_ulp_exp) / 2;
+  for (int s = 0; s < 2; ++s) {
+    float lowest = clamp_from;
+    for (int c = 2 * s; c < 2 * s + 2; ++c)
+      for (float bound : {p.cell_lo[c], p.cell_hi[c]})
+        if (std::isfinite(bound)) lowest = std::min(lowest, std::fabs(bound));
+    p.near[s] = lowest - 0.125f;
+    if (!(p.near[s] > 0) || std::ldexp(p.near[s], 3) != std::floor(std::ldexp(p.near[s], 3)) || p.near[s] >= 256)
+      throw std::logic_error("bitmod: the near bound must be a positive multiple of 1/8 below 256");
+  }
   p.gmax[0] = std::max(-grids[0].front(), grids[0].back());
   p.gmax[1] = std::max(-grids[2].front(), grids[2].back());
   return p;

@@ -554,6 +554,18 @@ struct BitmodConstants {
   }
 };
 
+// The rounding for |v| below the base grid's largest value plus half its largest step, where the
+// step needs no upper clamp and the value no clamp to the grid's ends.
+HWY_INLINE VF BitmodBaseInner(DF df, const BitmodConstants& k, VF v) {
+  const DI di;
+  const VI field = hn::BitCast(di, hn::ShiftRight<23>(hn::BitCast(DU(), hn::Abs(v))));
+  const VI biased = hn::ShiftLeft<23>(hn::Max(hn::Sub(field, k.field_bias), hn::Zero(di)));
+  const VF step = hn::BitCast(df, hn::Add(biased, hn::BitCast(di, hn::Set(df, 1.0f))));
+  const VF inv_step = hn::BitCast(df, hn::Sub(hn::BitCast(di, hn::Set(df, 1.0f)), biased));
+  // v * inv_step is exact, and so is subtracting 1/2 (|v / step| < 2^22).
+  return hn::Mul(hn::Ceil(hn::MulSub(v, inv_step, k.half)), step);
+}
+
 HWY_INLINE VF BitmodBase(DF df, const BitmodConstants& k, VF v) {
   const DI di;
   const VI field = hn::BitCast(di, hn::ShiftRight<23>(hn::BitCast(DU(), hn::Abs(v))));
@@ -565,31 +577,40 @@ HWY_INLINE VF BitmodBase(DF df, const BitmodConstants& k, VF v) {
   // value clamps to the grid's end whatever the rounding.
   const VF q = hn::Mul(hn::Ceil(hn::Sub(hn::Mul(v, inv_step), k.half)), step);
   // May be -0 (the reference's grid has only +0): the output copy adds +0, the errors do not care.
-  (void)df;
   return hn::Min(hn::Max(q, k.neg_maxv), k.maxv);
 }
 
-// BitMoD per group: the four candidates' trial values and squared errors in vectors. The errors
-// are summed in float over scaled differences; the reference sums in double element by element, so
-// its choice is taken from the float sums only where they differ by more than both sums' rounding
-// can move them (or where two candidates' trial values are the same everywhere: an exact tie, which
-// keeps the earlier candidate). Any other group goes through the reference.
+// BitMoD per group. The four candidates differ from the base grid of their scale only in the cells
+// of their extra values, all of which lie near the group's largest magnitude. So the dense pass
+// rounds every element to the base grid at both scales (one value per scale) and sums the squared
+// errors of the elements below `near` = min over scales of plan.near[s] * scale, where no element can
+// reach a cell or the base grid's clamp; it lists the indices and values of the others. Those few
+// are then rounded to each candidate in full, and each candidate's error is its scale's base sum
+// plus its listed elements' sum. The errors are summed in float over scaled differences; the
+// reference sums in double element by element, so its choice is taken from the float sums only
+// where they differ by more than both sums' rounding can move them (or where two candidates' trial
+// values are the same everywhere: an exact tie, which keeps the earlier candidate). Any other
+// group goes through the reference.
 size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const float* in, float* out, size_t groups) {
   const DF df;
+  const DI di;
   const size_t N = hn::Lanes(df);
   const size_t gs = p.group;
   if (gs % N != 0) return 0;
-  // Batches of groups in three passes (largest magnitudes and scales; trial values and error sums;
-  // choices and output), so that the latency chains of neighbouring groups overlap.
+  // Batches of groups in passes (largest magnitudes and scales; base sums and lists; listed
+  // elements; choices and output), so that the latency chains of neighbouring groups overlap.
   constexpr size_t kBatch = 8;
   enum Kind : uint8_t { kNaN, kZero, kFinite };
-  std::vector<float> trials(kBatch * 4 * gs);
+  const size_t list_stride = gs + N;  // CompressStore writes whole vectors
+  std::vector<float> trials(kBatch * 2 * gs), list_x(kBatch * list_stride), list_q(kBatch * 4 * list_stride);
+  std::vector<int32_t> list_index(kBatch * list_stride);
   const BitmodConstants kc(p);
   const DU du;
   const VU magnitude = hn::Set(du, 0x7FFFFFFFu);
   const double rel = 2.0 * static_cast<double>(gs + 8) * 0x1p-24, abs_tol = static_cast<double>(gs) * 0x1p-140;
   Kind kind[kBatch];
-  float scale0[kBatch], scale1[kBatch], pow2k[kBatch];
+  float scale0[kBatch], scale1[kBatch], pow2k[kBatch], near[kBatch];
+  size_t listed[kBatch];
   double err[kBatch][4];
   bool same01[kBatch], same23[kBatch];
   for (size_t g0 = 0; g0 < groups; g0 += kBatch) {
@@ -607,41 +628,85 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
       std::memcpy(&amax, &amax_bits, 4);
       scale0[b] = BitmodScale(p, static_cast<double>(amax) / p.gmax[0]);
       scale1[b] = BitmodScale(p, static_cast<double>(amax) / p.gmax[1]);
+      // Exact products (few-bit constants times float16 values): |x| <= near gives |x / s| <=
+      // plan.near[s] for both scales, below every cell and the clamp.
+      near[b] = std::min(p.near[0] * scale0[b], p.near[1] * scale1[b]);
       // Differences scaled by 2^k, amax * 2^k in [1, 2) (k clamped to float's normal powers),
       // keep the squares in float's normal range.
       const int field = static_cast<int>(amax_bits >> 23);
       pow2k[b] = Pow2(field == 0 ? 127 : std::clamp(127 - field, -126, 127));
     }
+    // Dense pass: base values at both scales, their error sums over the elements below `near`, and
+    // the list of the others.
+    VF base_sum[kBatch][2];
     for (size_t b = 0; b < nb; ++b) {
       if (kind[b] != kFinite) continue;
       const float* src = in + (g0 + b) * gs;
-      float* tr = trials.data() + b * 4 * gs;
+      float* tr = trials.data() + b * 2 * gs;
+      float* lx = list_x.data() + b * list_stride;
+      int32_t* li = list_index.data() + b * list_stride;
       const VF vs0 = hn::Set(df, scale0[b]), vs1 = hn::Set(df, scale1[b]), vk = hn::Set(df, pow2k[b]);
       const VF vs0k = hn::Set(df, scale0[b] * pow2k[b]), vs1k = hn::Set(df, scale1[b] * pow2k[b]);  // exact
-      VF acc[4] = {hn::Zero(df), hn::Zero(df), hn::Zero(df), hn::Zero(df)};
-      MF differ01 = hn::FirstN(df, 0), differ23 = hn::FirstN(df, 0);
+      const VF vnear = hn::Set(df, near[b]);
+      VF acc0 = hn::Zero(df), acc1 = hn::Zero(df);
+      size_t count = 0;
+      VI index = hn::Iota(di, 0);
+      const VI step = hn::Set(di, static_cast<int32_t>(N));
       for (size_t j = 0; j < gs; j += N) {
         const VF x = hn::LoadU(df, src + j);
+        const MF below = hn::Le(hn::Abs(x), vnear);
+        const VF xk = hn::Mul(x, vk);
+        const VF q0 = BitmodBaseInner(df, kc, hn::Div(x, vs0)), q1 = BitmodBaseInner(df, kc, hn::Div(x, vs1));
+        // q * s is exact (a <= 5-bit integer times a float16), so is it times 2^k.
+        hn::StoreU(hn::Mul(q0, vs0), df, tr + j);
+        hn::StoreU(hn::Mul(q1, vs1), df, tr + gs + j);
+        const VF e0 = hn::IfThenElseZero(below, hn::NegMulAdd(q0, vs0k, xk));
+        const VF e1 = hn::IfThenElseZero(below, hn::NegMulAdd(q1, vs1k, xk));
+        acc0 = hn::MulAdd(e0, e0, acc0);
+        acc1 = hn::MulAdd(e1, e1, acc1);
+        // Compress in registers and store whole vectors (the memory form is slow on AMD cores).
+        const MF listed_here = hn::Not(below);
+        hn::StoreU(hn::Compress(x, listed_here), df, lx + count);
+        hn::StoreU(hn::Compress(index, hn::RebindMask(di, listed_here)), di, li + count);
+        count += hn::CountTrue(df, listed_here);
+        index = hn::Add(index, step);
+      }
+      base_sum[b][0] = acc0;
+      base_sum[b][1] = acc1;
+      listed[b] = count;
+    }
+    // The listed elements, each rounded to every candidate in full.
+    for (size_t b = 0; b < nb; ++b) {
+      if (kind[b] != kFinite) continue;
+      const float* lx = list_x.data() + b * list_stride;
+      float* lq = list_q.data() + b * 4 * list_stride;
+      const VF vs0 = hn::Set(df, scale0[b]), vs1 = hn::Set(df, scale1[b]), vk = hn::Set(df, pow2k[b]);
+      const VF vs0k = hn::Set(df, scale0[b] * pow2k[b]), vs1k = hn::Set(df, scale1[b] * pow2k[b]);
+      VF acc[4] = {base_sum[b][0], base_sum[b][0], base_sum[b][1], base_sum[b][1]};
+      MF differ01 = hn::FirstN(df, 0), differ23 = hn::FirstN(df, 0);
+      for (size_t j = 0; j < listed[b]; j += N) {
+        // Lanes past the list hold 0: every candidate gives 0 there, with no error.
+        const VF x = hn::IfThenElseZero(hn::FirstN(df, listed[b] - j), hn::LoadU(df, lx + j));
         const VF xk = hn::Mul(x, vk);
         const VF v0 = hn::Div(x, vs0), v1 = hn::Div(x, vs1);
         const VF base0 = BitmodBase(df, kc, v0), base1 = BitmodBase(df, kc, v1);
-        VF q[4];
         for (int c = 0; c < 4; ++c) {
           const VF v = c < 2 ? v0 : v1;
           // The asymmetry extras (2, 3) lie beyond the base grid: their cells are open-ended.
           const MF in_cell = c == 2   ? hn::Gt(v, kc.cell_lo[c])
                              : c == 3 ? hn::Le(v, kc.cell_hi[c])
                                       : hn::And(hn::Gt(v, kc.cell_lo[c]), hn::Le(v, kc.cell_hi[c]));
-          q[c] = hn::IfThenElse(in_cell, kc.extra[c], c < 2 ? base0 : base1);
-          // q * s is exact (a <= 5-bit integer times a float16), so is it times 2^k.
-          hn::StoreU(hn::Mul(q[c], c < 2 ? vs0 : vs1), df, tr + c * gs + j);
-          const VF e = hn::NegMulAdd(q[c], c < 2 ? vs0k : vs1k, xk);
+          if (c < 2) differ01 = hn::Or(differ01, in_cell);
+          else differ23 = hn::Or(differ23, in_cell);
+          const VF q = hn::IfThenElse(in_cell, kc.extra[c], c < 2 ? base0 : base1);
+          hn::StoreU(hn::Mul(q, c < 2 ? vs0 : vs1), df, lq + c * list_stride + j);
+          const VF e = hn::NegMulAdd(q, c < 2 ? vs0k : vs1k, xk);
           acc[c] = hn::MulAdd(e, e, acc[c]);
         }
-        differ01 = hn::Or(differ01, hn::Ne(q[0], q[1]));
-        differ23 = hn::Or(differ23, hn::Ne(q[2], q[3]));
       }
       for (int c = 0; c < 4; ++c) err[b][c] = hn::GetLane(hn::SumOfLanes(df, acc[c]));
+      // Two candidates of one scale give the same values everywhere when no element is in either
+      // one's cell (only listed elements can be).
       same01[b] = hn::AllFalse(df, differ01);
       same23[b] = hn::AllFalse(df, differ23);
     }
@@ -664,8 +729,11 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
         format.quantize_reference({src, gs}, {dst, gs});
         continue;
       }
-      const float* chosen = trials.data() + (b * 4 + static_cast<size_t>(best)) * gs;
+      const float* chosen = trials.data() + (b * 2 + static_cast<size_t>(best / 2)) * gs;
       for (size_t j = 0; j < gs; j += N) hn::StoreU(hn::Add(hn::LoadU(df, chosen + j), hn::Zero(df)), df, dst + j);  // -0 -> +0
+      const float* lq = list_q.data() + (b * 4 + static_cast<size_t>(best)) * list_stride;
+      const int32_t* li = list_index.data() + b * list_stride;
+      for (size_t i = 0; i < listed[b]; ++i) dst[li[i]] = lq[i] + 0.0f;
     }
   }
   return groups;
