@@ -554,6 +554,21 @@ struct BitmodConstants {
   }
 };
 
+// The integer nearest to w = v * inv_step (a power of two, so the product is exact), ties toward
+// -inf: ceil(w - 1/2). The subtraction is not always exact (w just above -1/2 has bits below the
+// ulp of w - 1/2: w = -0x1.fffffep-2 would round to -1), so it rounds toward +inf, which never
+// changes the ceiling; without embedded rounding, round to nearest-even and move ties down.
+HWY_INLINE VF NearestTiesDown(DF df, VF v, VF inv_step, VF half) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  (void)df;
+  return hn::Ceil(VF{_mm512_fmsub_round_ps(v.raw, inv_step.raw, half.raw, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC)});
+#else
+  const VF w = hn::Mul(v, inv_step);
+  const VF r = hn::Round(w);  // |r - w| <= 1/2, and r - w is exact
+  return hn::IfThenElse(hn::Eq(hn::Sub(r, w), half), hn::Sub(r, hn::Set(df, 1.0f)), r);
+#endif
+}
+
 // The rounding for |v| below the base grid's largest value plus half its largest step, where the
 // step needs no upper clamp and the value no clamp to the grid's ends.
 HWY_INLINE VF BitmodBaseInner(DF df, const BitmodConstants& k, VF v) {
@@ -562,8 +577,7 @@ HWY_INLINE VF BitmodBaseInner(DF df, const BitmodConstants& k, VF v) {
   const VI biased = hn::ShiftLeft<23>(hn::Max(hn::Sub(field, k.field_bias), hn::Zero(di)));
   const VF step = hn::BitCast(df, hn::Add(biased, hn::BitCast(di, hn::Set(df, 1.0f))));
   const VF inv_step = hn::BitCast(df, hn::Sub(hn::BitCast(di, hn::Set(df, 1.0f)), biased));
-  // v * inv_step is exact, and so is subtracting 1/2 (|v / step| < 2^22).
-  return hn::Mul(hn::Ceil(hn::MulSub(v, inv_step, k.half)), step);
+  return hn::Mul(NearestTiesDown(df, v, inv_step, k.half), step);
 }
 
 HWY_INLINE VF BitmodBase(DF df, const BitmodConstants& k, VF v) {
@@ -573,9 +587,8 @@ HWY_INLINE VF BitmodBase(DF df, const BitmodConstants& k, VF v) {
   const VI biased = hn::ShiftLeft<23>(step_exp);
   const VF step = hn::BitCast(df, hn::Add(biased, hn::BitCast(di, hn::Set(df, 1.0f))));
   const VF inv_step = hn::BitCast(df, hn::Sub(hn::BitCast(di, hn::Set(df, 1.0f)), biased));
-  // v * inv_step is exact; subtracting 1/2 is exact while |v / step| < 2^22, and beyond that the
-  // value clamps to the grid's end whatever the rounding.
-  const VF q = hn::Mul(hn::Ceil(hn::Sub(hn::Mul(v, inv_step), k.half)), step);
+  // Beyond the grid's ends the value clamps whatever the rounding.
+  const VF q = hn::Mul(NearestTiesDown(df, v, inv_step, k.half), step);
   // May be -0 (the reference's grid has only +0): the output copy adds +0, the errors do not care.
   return hn::Min(hn::Max(q, k.neg_maxv), k.maxv);
 }
