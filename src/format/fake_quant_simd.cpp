@@ -311,6 +311,34 @@ HWY_INLINE float BlockAmax(DF df, const float* src, size_t block, bool* finite) 
   return amax;
 }
 
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+// BlockAmax of 16 consecutive blocks of 16 floats: the sixteen largest magnitudes reduced together
+// (four rounds of interleave and max, 45 operations) instead of one horizontal max per block.
+HWY_INLINE void BlockAmax16x16(const float* src, float* amax, bool* finite) {
+  const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
+  __m512i w[8];
+  for (int i = 0; i < 8; ++i) {
+    const __m512i a = _mm512_and_si512(_mm512_loadu_si512(src + 32 * i), magnitude);
+    const __m512i b = _mm512_and_si512(_mm512_loadu_si512(src + 32 * i + 16), magnitude);
+    // Per 128-bit lane: a0 b0 a1 b1 and a2 b2 a3 b3.
+    w[i] = _mm512_max_epu32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+  }
+  __m512i x[4];
+  for (int i = 0; i < 4; ++i)  // per 128-bit lane: blocks 4i .. 4i+3, each over that lane
+    x[i] = _mm512_max_epu32(_mm512_unpacklo_epi64(w[2 * i], w[2 * i + 1]), _mm512_unpackhi_epi64(w[2 * i], w[2 * i + 1]));
+  const __m512i y0 = _mm512_max_epu32(_mm512_shuffle_i32x4(x[0], x[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                      _mm512_shuffle_i32x4(x[0], x[1], _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512i y1 = _mm512_max_epu32(_mm512_shuffle_i32x4(x[2], x[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                                      _mm512_shuffle_i32x4(x[2], x[3], _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512i bits = _mm512_max_epu32(_mm512_shuffle_i32x4(y0, y1, _MM_SHUFFLE(2, 0, 2, 0)),
+                                        _mm512_shuffle_i32x4(y0, y1, _MM_SHUFFLE(3, 1, 3, 1)));
+  // NaN and inf lie above every finite magnitude; such blocks get amax 0 and finite false.
+  const __mmask16 ok = _mm512_cmplt_epu32_mask(bits, _mm512_set1_epi32(0x7F800000));
+  _mm512_storeu_si512(amax, _mm512_maskz_mov_epi32(ok, bits));
+  for (int k = 0; k < 16; ++k) finite[k] = (ok >> k) & 1;
+}
+#endif
+
 void BlockAbsMaxSimd(const float* in, size_t blocks, size_t block, float* amax, uint8_t* finite) {
   const DF df;
   const size_t N = hn::Lanes(df);
@@ -472,14 +500,24 @@ size_t QuantizeNearestScaledBlocksSimd(const ElementPlan& p, const NearestMinifl
   std::vector<float> staging(stream ? kBatch * block : 0);
   for (size_t b0 = 0; b0 < blocks; b0 += kBatch) {
     const size_t nb = std::min(kBatch, blocks - b0);
-    for (size_t k = 0; k < nb; ++k) {
+    size_t k = 0;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    if (block == 16) {
+      for (; k + 16 <= nb; k += 16) {
+        const float* src = in + (b0 + k) * block;
+        PrefetchAhead(src, 16 * block, (blocks - b0 - k) * block);
+        BlockAmax16x16(src, amax + k, finite + k);
+      }
+    }
+#endif
+    for (; k < nb; ++k) {
       const float* src = in + (b0 + k) * block;
       PrefetchAhead(src, block, (blocks - b0 - k) * block);
       bool ok = true;
       amax[k] = BlockAmax(df, src, block, &ok);
       finite[k] = ok;
     }
-    for (size_t k = nb; k < kBatch; ++k) amax[k] = 0;
+    for (k = nb; k < kBatch; ++k) amax[k] = 0;
     NearestScales(rule, amax, eff, kBatch);
     for (size_t k = 0; k < nb; ++k) {
       const size_t begin = (b0 + k) * block;
