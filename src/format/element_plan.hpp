@@ -117,6 +117,9 @@ struct BitmodPlan {
   // Per scale (candidates 0-1, 2-3): a bound below every extra value's cell and below the base
   // grid's clamp (its largest value plus half its largest step), with a few bits.
   float near[2] = {};
+  // base_by_half_step[j]: the base grid's magnitude nearest (2 j + 1) / 4, j < 32. Every midpoint of
+  // the base grid is a multiple of 1/2, so |v| in (j / 2, (j + 1) / 2) rounds to it.
+  float base_by_half_step[32] = {};
   size_t group = 128;
 };
 BitmodPlan make_bitmod_plan(const BitmodFormat& f);

@@ -131,6 +131,21 @@ BitmodPlan make_bitmod_plan(const BitmodFormat& f) {
     if (!(p.near[s] > 0) || std::ldexp(p.near[s], 3) != std::floor(std::ldexp(p.near[s], 3)) || p.near[s] >= 256)
       throw std::logic_error("bitmod: the near bound must be a positive multiple of 1/8 below 256");
   }
+  std::vector<double> base;  // the base grid: candidate 0's values but its extra
+  for (double g : grids[0])
+    if (g != p.extra[0]) base.push_back(g);
+  for (size_t i = 0; i + 1 < base.size(); ++i) {
+    const double mid = (base[i] + base[i + 1]) / 2;
+    if (mid * 2 != std::floor(mid * 2)) throw std::logic_error("bitmod: base grid midpoints must be multiples of 1/2");
+  }
+  for (int j = 0; j < 32; ++j) {
+    const double at = (2.0 * j + 1) / 4;
+    double nearest = base.front();
+    for (double g : base)
+      if (std::fabs(g - at) < std::fabs(nearest - at)) nearest = g;
+    p.base_by_half_step[j] = static_cast<float>(std::fabs(nearest));
+  }
+  if (!(p.near[0] < 16 && p.near[1] < 16)) throw std::logic_error("bitmod: the half-step table covers |x / scale| < 16");
   p.gmax[0] = std::max(-grids[0].front(), grids[0].back());
   p.gmax[1] = std::max(-grids[2].front(), grids[2].back());
   return p;

@@ -576,9 +576,16 @@ struct BitmodConstants {
   VI field_bias, top_step_exp;
   VF maxv, neg_maxv, half;
   VF extra[4], cell_lo[4], cell_hi[4];
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  __m512 by_half_step_lo, by_half_step_hi;
+#endif
   explicit BitmodConstants(const BitmodPlan& p) {
     const DF df;
     const DI di;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    by_half_step_lo = _mm512_loadu_ps(p.base_by_half_step);
+    by_half_step_hi = _mm512_loadu_ps(p.base_by_half_step + 16);
+#endif
     field_bias = hn::Set(di, 127 + p.base_mantissa_bits);
     top_step_exp = hn::Set(di, p.top_ulp_exp);
     maxv = hn::Set(df, p.base_max);
@@ -606,6 +613,21 @@ HWY_INLINE VF NearestTiesDown(DF df, VF v, VF inv_step, VF half) {
   return hn::IfThenElse(hn::Eq(hn::Sub(r, w), half), hn::Sub(r, hn::Set(df, 1.0f)), r);
 #endif
 }
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+// BitmodBaseInner(x / s) from w = x / (-s / 2) = -2 (x / s) (exact scaling), for |x / s| < 16: |v|
+// in (j / 2, (j + 1) / 2) rounds to the table's entry j; at |v| = j / 2 ties go down for v > 0
+// (entry j - 1) and up for v < 0 (entry j). floor(w) is -ceil(2 v) for v > 0 and floor(2 |v|) for
+// v <= 0, so j = |floor(w) + 1/2| - 1/2 in both cases; the sign is x's.
+HWY_INLINE VF BitmodBaseByTable(const BitmodConstants& k, VF x, VF neg_half_scale) {
+  const __m512 f = _mm512_roundscale_ps(_mm512_div_ps(x.raw, neg_half_scale.raw), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __m512 g = _mm512_abs_ps(_mm512_add_ps(f, _mm512_set1_ps(0.5f)));
+  const __m512i j = _mm512_cvttps_epi32(g);  // |floor(w) + 1/2| truncated: the entry
+  const __m512 magnitude = _mm512_permutex2var_ps(k.by_half_step_lo, j, k.by_half_step_hi);
+  return VF{_mm512_castsi512_ps(
+      _mm512_ternarylogic_epi32(_mm512_castps_si512(magnitude), _mm512_castps_si512(x.raw), _mm512_set1_epi32(INT32_MIN), 0xF8))};
+}
+#endif
 
 // The rounding for |v| below the base grid's largest value plus half its largest step, where the
 // step needs no upper clamp and the value no clamp to the grid's ends.
@@ -699,6 +721,9 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
       const VF vs0 = hn::Set(df, scale0[b]), vs1 = hn::Set(df, scale1[b]), vk = hn::Set(df, pow2k[b]);
       const VF vs0k = hn::Set(df, scale0[b] * pow2k[b]), vs1k = hn::Set(df, scale1[b] * pow2k[b]);  // exact
       const VF vnear = hn::Set(df, near[b]);
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+      const VF neg_half_s0 = hn::Set(df, -0.5f * scale0[b]), neg_half_s1 = hn::Set(df, -0.5f * scale1[b]);  // exact
+#endif
       VF acc0 = hn::Zero(df), acc1 = hn::Zero(df);
       size_t count = 0;
       VI index = hn::Iota(di, 0);
@@ -707,7 +732,11 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
         const VF x = hn::LoadU(df, src + j);
         const MF below = hn::Le(hn::Abs(x), vnear);
         const VF xk = hn::Mul(x, vk);
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+        const VF q0 = BitmodBaseByTable(kc, x, neg_half_s0), q1 = BitmodBaseByTable(kc, x, neg_half_s1);
+#else
         const VF q0 = BitmodBaseInner(df, kc, hn::Div(x, vs0)), q1 = BitmodBaseInner(df, kc, hn::Div(x, vs1));
+#endif
         // q * s is exact (a <= 5-bit integer times a float16), so is it times 2^k.
         hn::StoreU(hn::Mul(q0, vs0), df, tr + j);
         hn::StoreU(hn::Mul(q1, vs1), df, tr + gs + j);
