@@ -653,6 +653,24 @@ HWY_INLINE VF BitmodBase(DF df, const BitmodConstants& k, VF v) {
   return hn::Min(hn::Max(q, k.neg_maxv), k.maxv);
 }
 
+// The lane sums of four vectors, as doubles (any order of the float additions: the caller's error
+// bound covers every summation order).
+HWY_INLINE void SumOfLanes4(DF df, const VF (&v)[4], double (&sums)[4]) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  (void)df;
+  // Per 128-bit lane: a0+a2 b0+b2 a1+a3 b1+b3, then a b c d; then the four lanes added.
+  const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(v[0].raw, v[1].raw), _mm512_unpackhi_ps(v[0].raw, v[1].raw));
+  const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(v[2].raw, v[3].raw), _mm512_unpackhi_ps(v[2].raw, v[3].raw));
+  const __m512d abd = _mm512_castps_pd(ab), cdd = _mm512_castps_pd(cd);
+  const __m512 quad = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(abd, cdd)), _mm512_castpd_ps(_mm512_unpackhi_pd(abd, cdd)));
+  const __m256 half = _mm256_add_ps(_mm512_castps512_ps256(quad), _mm512_extractf32x8_ps(quad, 1));
+  const __m128 four = _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1));
+  _mm256_storeu_pd(sums, _mm256_cvtps_pd(four));
+#else
+  for (int c = 0; c < 4; ++c) sums[c] = hn::GetLane(hn::SumOfLanes(df, v[c]));
+#endif
+}
+
 // BitMoD per group. The four candidates differ from the base grid of their scale only in the cells
 // of their extra values, all of which lie near the group's largest magnitude. So the dense pass
 // rounds every element to the base grid at both scales (one value per scale) and sums the squared
@@ -784,7 +802,7 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
           acc[c] = hn::MulAdd(e, e, acc[c]);
         }
       }
-      for (int c = 0; c < 4; ++c) err[b][c] = hn::GetLane(hn::SumOfLanes(df, acc[c]));
+      SumOfLanes4(df, acc, err[b]);
       // Two candidates of one scale give the same values everywhere when no element is in either
       // one's cell (only listed elements can be).
       same01[b] = hn::AllFalse(df, differ01);
