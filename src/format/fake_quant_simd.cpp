@@ -276,6 +276,7 @@ size_t QuantizeSpanOfKind(const ElementPlan& plan, const float* in, float* out, 
   switch (plan.mode_pos) {
     case MR::NearestEven: return QuantizeSpanFixed<K, MR::NearestEven>(plan, in, out, n, index0, scale);
     case MR::NearestUp: return QuantizeSpanFixed<K, MR::NearestUp>(plan, in, out, n, index0, scale);
+    case MR::NearestDown: return QuantizeSpanFixed<K, MR::NearestDown>(plan, in, out, n, index0, scale);
     case MR::Down: return QuantizeSpanFixed<K, MR::Down>(plan, in, out, n, index0, scale);
     case MR::Stochastic: return QuantizeSpanFixed<K, MR::Stochastic>(plan, in, out, n, index0, scale);
     default: break;
