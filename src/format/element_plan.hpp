@@ -115,7 +115,7 @@ struct BitmodPlan {
   float min_scale = 0, max_scale = 0;
   int top_ulp_exp = 2;           // the base grid's largest step is 2^top_ulp_exp
   // Per scale (candidates 0-1, 2-3): a bound below every extra value's cell and below the base
-  // grid's clamp (its largest value plus half its largest step), with a few bits.
+  // grid's clamp (its largest value plus half its largest step), a multiple of 1/8 below 16.
   float near[2] = {};
   // base_by_half_step[j]: the base grid's magnitude nearest (2 j + 1) / 4, j < 32. Every midpoint of
   // the base grid is a multiple of 1/2, so |v| in (j / 2, (j + 1) / 2) rounds to it.

@@ -693,7 +693,7 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
   // elements; choices and output), so that the latency chains of neighbouring groups overlap.
   constexpr size_t kBatch = 8;
   enum Kind : uint8_t { kNaN, kZero, kFinite };
-  const size_t list_stride = gs + N;  // CompressStore writes whole vectors
+  const size_t list_stride = gs + N;  // the compressed lanes are stored as whole vectors
   std::vector<float> trials(kBatch * 2 * gs), list_x(kBatch * list_stride), list_q(kBatch * 4 * list_stride);
   std::vector<int32_t> list_index(kBatch * list_stride);
   const BitmodConstants kc(p);
