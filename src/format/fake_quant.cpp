@@ -128,8 +128,9 @@ BitmodPlan make_bitmod_plan(const BitmodFormat& f) {
       for (float bound : {p.cell_lo[c], p.cell_hi[c]})
         if (std::isfinite(bound)) lowest = std::min(lowest, std::fabs(bound));
     p.near[s] = lowest - 0.125f;
-    if (!(p.near[s] > 0) || std::ldexp(p.near[s], 3) != std::floor(std::ldexp(p.near[s], 3)) || p.near[s] >= 256)
-      throw std::logic_error("bitmod: the near bound must be a positive multiple of 1/8 below 256");
+    // Below 16 also keeps near * scale exact (at most 7 + 11 significant bits).
+    if (!(p.near[s] > 0) || std::ldexp(p.near[s], 3) != std::floor(std::ldexp(p.near[s], 3)) || p.near[s] >= 16)
+      throw std::logic_error("bitmod: the near bound must be a positive multiple of 1/8 below 16 (the half-step table's reach)");
   }
   std::vector<double> base;  // the base grid: candidate 0's values but its extra
   for (double g : grids[0])
@@ -145,7 +146,6 @@ BitmodPlan make_bitmod_plan(const BitmodFormat& f) {
       if (std::fabs(g - at) < std::fabs(nearest - at)) nearest = g;
     p.base_by_half_step[j] = static_cast<float>(std::fabs(nearest));
   }
-  if (!(p.near[0] < 16 && p.near[1] < 16)) throw std::logic_error("bitmod: the half-step table covers |x / scale| < 16");
   p.gmax[0] = std::max(-grids[0].front(), grids[0].back());
   p.gmax[1] = std::max(-grids[2].front(), grids[2].back());
   return p;

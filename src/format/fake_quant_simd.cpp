@@ -630,28 +630,23 @@ HWY_INLINE VF BitmodBaseByTable(const BitmodConstants& k, VF x, VF neg_half_scal
 }
 #endif
 
-// The rounding for |v| below the base grid's largest value plus half its largest step, where the
-// step needs no upper clamp and the value no clamp to the grid's ends.
+// Nearest base-grid value (integer-scaled) to v with the step of |v|'s binade (at most the grid's
+// largest), not clamped to the grid's ends: below its largest value plus half its largest step it
+// is the grid's nearest value.
 HWY_INLINE VF BitmodBaseInner(DF df, const BitmodConstants& k, VF v) {
-  const DI di;
-  const VI field = hn::BitCast(di, hn::ShiftRight<23>(hn::BitCast(DU(), hn::Abs(v))));
-  const VI biased = hn::ShiftLeft<23>(hn::Max(hn::Sub(field, k.field_bias), hn::Zero(di)));
-  const VF step = hn::BitCast(df, hn::Add(biased, hn::BitCast(di, hn::Set(df, 1.0f))));
-  const VF inv_step = hn::BitCast(df, hn::Sub(hn::BitCast(di, hn::Set(df, 1.0f)), biased));
-  return hn::Mul(NearestTiesDown(df, v, inv_step, k.half), step);
-}
-
-HWY_INLINE VF BitmodBase(DF df, const BitmodConstants& k, VF v) {
   const DI di;
   const VI field = hn::BitCast(di, hn::ShiftRight<23>(hn::BitCast(DU(), hn::Abs(v))));
   const VI step_exp = hn::Min(hn::Max(hn::Sub(field, k.field_bias), hn::Zero(di)), k.top_step_exp);
   const VI biased = hn::ShiftLeft<23>(step_exp);
   const VF step = hn::BitCast(df, hn::Add(biased, hn::BitCast(di, hn::Set(df, 1.0f))));
   const VF inv_step = hn::BitCast(df, hn::Sub(hn::BitCast(di, hn::Set(df, 1.0f)), biased));
-  // Beyond the grid's ends the value clamps whatever the rounding.
-  const VF q = hn::Mul(NearestTiesDown(df, v, inv_step, k.half), step);
-  // May be -0 (the reference's grid has only +0): the output copy adds +0, the errors do not care.
-  return hn::Min(hn::Max(q, k.neg_maxv), k.maxv);
+  return hn::Mul(NearestTiesDown(df, v, inv_step, k.half), step);
+}
+
+// Beyond the grid's ends the value clamps whatever the rounding. May be -0 (the reference's grid
+// has only +0): the output copy adds +0, the errors do not care.
+HWY_INLINE VF BitmodBase(DF df, const BitmodConstants& k, VF v) {
+  return hn::Min(hn::Max(BitmodBaseInner(df, k, v), k.neg_maxv), k.maxv);
 }
 
 // The lane sums of four vectors, as doubles (any order of the float additions: the caller's error
