@@ -21,7 +21,10 @@ inline int code(const BlockInt3& b, int i) {
 }
 inline int code(const BlockInt2& b, int i) { return ((b.codes[i % 8] >> (2 * (i / 8))) & 3) - 2; }
 inline int code(const BlockMxfp4& b, int i) { return (b.codes[i % 16] >> (4 * (i / 16))) & 15; }
-inline int code(const BlockNvfp4& b, int i) { return (b.codes[i % 8] >> (4 * (i / 8))) & 15; }
+// NVFP4: element i = 16 k + j is code j of block k.
+inline int nvfp4_code_byte(int i) { return 8 * (i / 16) + i % 8; }
+inline int nvfp4_code_shift(int i) { return 4 * (i % 16 / 8); }
+inline int code(const BlockNvfp4x8& b, int i) { return (b.codes[nvfp4_code_byte(i)] >> nvfp4_code_shift(i)) & 15; }
 // Row r (0..63) of a tile, column i (0..31): the int2 value.
 inline int code(const TileInt2Lut& t, int r, int i) {
   int u = 0;
@@ -46,7 +49,7 @@ inline void set_code(BlockInt3& b, int i, int q) {
 }
 inline void set_code(BlockInt2& b, int i, int q) { b.codes[i % 8] |= static_cast<uint8_t>((q + 2) << (2 * (i / 8))); }
 inline void set_code(BlockMxfp4& b, int i, int c) { b.codes[i % 16] |= static_cast<uint8_t>(c << (4 * (i / 16))); }
-inline void set_code(BlockNvfp4& b, int i, int c) { b.codes[i % 8] |= static_cast<uint8_t>(c << (4 * (i / 8))); }
+inline void set_code(BlockNvfp4x8& b, int i, int c) { b.codes[nvfp4_code_byte(i)] |= static_cast<uint8_t>(c << nvfp4_code_shift(i)); }
 inline void set_code(TileInt2Lut& t, int r, int i, int q) {
   const int u = q + 2;
   for (int p = 0; p < 2; ++p)
@@ -74,6 +77,31 @@ static_assert([] {
   return true;
 }());
 inline float block_scale(const BlockMxfp4& b) { return e8m0_values()[b.scale_e8m0]; }
-inline float block_scale(const BlockNvfp4& b) { return e4m3_values()[b.scale_e4m3]; }
+
+// Weights per scale: a struct's elements, except for NVFP4, which stores 8 scaled blocks together.
+template <class Block>
+inline constexpr int kScaleElements = Block::kElements;
+template <>
+inline constexpr int kScaleElements<BlockNvfp4x8> = BlockNvfp4x8::kBlockElements;
+
+// The scale of element i of a struct, and setting the scale code of element i's block.
+template <class Block>
+float block_scale(const Block& b, int /*i*/) {
+  return block_scale(b);
+}
+inline float block_scale(const BlockNvfp4x8& b, int i) { return e4m3_values()[b.scale_e4m3[i / 16]]; }
+inline void set_scale_code(BlockMxfp4& b, int /*i*/, int c) { b.scale_e8m0 = static_cast<uint8_t>(c); }
+inline void set_scale_code(BlockNvfp4x8& b, int i, int c) { b.scale_e4m3[i / 16] = static_cast<uint8_t>(c); }
+
+// Where the int8-activation kernels find element i's activation among its struct's columns: NVFP4
+// takes them in code order (see BlockNvfp4x8), every other format in natural order.
+template <class Block>
+int activation_position(int i) {
+  return i;
+}
+template <>
+inline int activation_position<BlockNvfp4x8>(int i) {
+  return 64 * (i % 16 / 8) + nvfp4_code_byte(i);
+}
 
 }  // namespace lowbit::kernels::detail

@@ -126,18 +126,29 @@ struct Mxfp4A8Decoder {
   }
 };
 
-// Two NVFP4 blocks per chunk: 128-bit lane k holds block 2 c + k, its 8 code bytes twice, the
-// second copy shifted to the high nibbles.
+// E4M3 (fn) codes, sign-extended to int32 -> their values: the 7 magnitude bits moved to float's
+// exponent and mantissa, times 2^(127 - 7) (exact, subnormals included), the sign from bit 31 of
+// the extension, NaN at magnitude 0x7F.
+inline __m256 e4m3_decode(__m256i code) {
+  const __m256i bits = _mm256_and_si256(_mm256_slli_epi32(code, 20), _mm256_set1_epi32(static_cast<int>(0x87F00000u)));
+  const __m256 value = _mm256_mul_ps(_mm256_castsi256_ps(bits), _mm256_set1_ps(0x1p120f));
+  const __m256i nan = _mm256_cmpeq_epi32(_mm256_or_si256(code, _mm256_set1_epi32(~0x7F)), _mm256_set1_epi32(-1));
+  return _mm256_blendv_ps(value, _mm256_set1_ps(__builtin_nanf("")), _mm256_castsi256_ps(nan));
+}
+
+// Chunk c is quarter t = c % 4 of a BlockNvfp4x8: the low (t < 2) or high nibbles of code bytes
+// 32 (t % 2) .. + 31, which hold blocks 4 (t % 2) .. + 3; int32 lane l belongs to block 4 (t % 2) + l / 2.
 struct Nvfp4A8Decoder {
-  using Block = BlockNvfp4;
+  using Block = BlockNvfp4x8;
   static constexpr bool kSigned = false;
   static constexpr bool kTensorScale = true;
-  const float* scales = e4m3_values();
   __m256i load(const Block* row, int64_t c, __m256& s) const {
-    const Block* b = row + 2 * c;
-    s = _mm256_set_m128(_mm_set1_ps(scales[b[1].scale_e4m3]), _mm_set1_ps(scales[b[0].scale_e4m3]));
-    const long long c0 = static_cast<long long>(load_u64(b[0].codes)), c1 = static_cast<long long>(load_u64(b[1].codes));
-    const __m256i codes = _mm256_srlv_epi64(_mm256_set_epi64x(c1, c1, c0, c0), _mm256_set_epi64x(4, 0, 4, 0));
+    const Block& b = row[c / 4];
+    const int t = static_cast<int>(c % 4), half = t % 2;
+    const __m128i scale_codes = _mm_cvtsi32_si128(static_cast<int>(load_u32(b.scale_e4m3 + 4 * half)));
+    s = e4m3_decode(_mm256_cvtepi8_epi32(_mm_unpacklo_epi8(scale_codes, scale_codes)));
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.codes + 32 * half));
+    const __m256i codes = _mm256_srl_epi16(v, _mm_cvtsi32_si128(4 * (t / 2)));
     return e2m1_twice_offset(_mm256_and_si256(codes, _mm256_set1_epi8(0x0F)));
   }
 };
@@ -268,15 +279,16 @@ void nvfp4_row_block(const KernelArgs& a, int64_t r0) {
   const __m256 magnitudes = _mm256_loadu_ps(kE2m1Values);
   const float* scales = e4m3_values();
   const int64_t blocks = a.in.padded_cols / 16;
-  const BlockNvfp4* rows[R];
-  for (int i = 0; i < R; ++i) rows[i] = a.w.row<BlockNvfp4>(r0 + i);
+  const BlockNvfp4x8* rows[R];
+  for (int i = 0; i < R; ++i) rows[i] = a.w.row<BlockNvfp4x8>(r0 + i);
   __m256 acc[R][B];
   for (int i = 0; i < R; ++i)
     for (int b = 0; b < B; ++b) acc[i][b] = _mm256_setzero_ps();
   for (int64_t j = 0; j < blocks; ++j)
     for (int i = 0; i < R; ++i) {
-      const __m256i codes = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(rows[i][j].codes)));
-      const __m256 s = _mm256_set1_ps(scales[rows[i][j].scale_e4m3]);
+      const BlockNvfp4x8& chunk = rows[i][j / 8];
+      const __m256i codes = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(chunk.codes + 8 * (j % 8))));
+      const __m256 s = _mm256_set1_ps(scales[chunk.scale_e4m3[j % 8]]);
       const __m256 w0 = _mm256_mul_ps(e2m1_decode(codes, magnitudes), s);
       const __m256 w1 = _mm256_mul_ps(e2m1_decode(_mm256_srli_epi32(codes, 4), magnitudes), s);
 #pragma GCC unroll 8

@@ -57,53 +57,62 @@ inline __m512i nibble_pair(const uint8_t* c0, const uint8_t* c1) {
   return _mm512_and_si512(raw, _mm512_set1_epi8(0x0F));
 }
 
-// Each decoder gives the unsigned codes of the 64 elements of chunk c of a row, and their scales.
+// Each decoder gives the unsigned codes of the kChunks x 64 elements of group g of a row (64 per
+// vector, one int32 lane of vpdpbusd per 4), and the scale of each int32 lane, the same for all of
+// the group's vectors.
 struct Int8Decoder {
   using Block = BlockInt8;
-  static void load(const Block* row, int64_t c, __m512i& u, __m512& s) {
-    const Block* b = row + 2 * c;
+  static constexpr int kChunks = 1;
+  static void load(const Block* row, int64_t g, __m512i* u, __m512& s) {
+    const Block* b = row + 2 * g;
     const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].q))),
                                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].q)), 1);
-    u = _mm512_xor_si512(q, _mm512_set1_epi8(static_cast<char>(0x80)));
+    u[0] = _mm512_xor_si512(q, _mm512_set1_epi8(static_cast<char>(0x80)));
     s = pair_scales(b[0].scale, b[1].scale);
   }
 };
 
 struct Int4G32Decoder {
   using Block = BlockInt4G32;
-  static void load(const Block* row, int64_t c, __m512i& u, __m512& s) {
-    const Block* b = row + 2 * c;
-    u = nibble_pair(b[0].codes, b[1].codes);
+  static constexpr int kChunks = 1;
+  static void load(const Block* row, int64_t g, __m512i* u, __m512& s) {
+    const Block* b = row + 2 * g;
+    u[0] = nibble_pair(b[0].codes, b[1].codes);
     s = pair_scales(b[0].scale, b[1].scale);
   }
 };
 
 struct Int4G128Decoder {
   using Block = BlockInt4G128;
-  static constexpr int kChunksPerScale = 2;
-  static void load(const Block* row, int64_t c, __m512i& u, __m512& s) {
-    const Block& b = row[c / 2];
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.codes + 32 * (c % 2)));
-    u = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1), _mm512_set1_epi8(0x0F));
+  static constexpr int kChunks = 2;
+  static void load(const Block* row, int64_t g, __m512i* u, __m512& s) {
+    const Block& b = row[g];
+#pragma GCC unroll 2
+    for (int k = 0; k < 2; ++k) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.codes + 32 * k));
+      u[k] = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1), _mm512_set1_epi8(0x0F));
+    }
     s = _mm512_set1_ps(b.scale);
   }
 };
 
 struct Int3Decoder {
   using Block = BlockInt3;
-  static void load(const Block* row, int64_t c, __m512i& u, __m512& s) {
-    const Block* b = row + 2 * c;
+  static constexpr int kChunks = 1;
+  static void load(const Block* row, int64_t g, __m512i* u, __m512& s) {
+    const Block* b = row + 2 * g;
     const uint64_t high = load_u32(b[0].high_bits) | static_cast<uint64_t>(load_u32(b[1].high_bits)) << 32;
-    u = _mm512_or_si512(int2_pair(b[0].low_bits, b[1].low_bits), _mm512_maskz_mov_epi8(high, _mm512_set1_epi8(4)));
+    u[0] = _mm512_or_si512(int2_pair(b[0].low_bits, b[1].low_bits), _mm512_maskz_mov_epi8(high, _mm512_set1_epi8(4)));
     s = pair_scales(b[0].scale, b[1].scale);
   }
 };
 
 struct Int2Decoder {
   using Block = BlockInt2;
-  static void load(const Block* row, int64_t c, __m512i& u, __m512& s) {
-    const Block* b = row + 2 * c;
-    u = int2_pair(b[0].codes, b[1].codes);
+  static constexpr int kChunks = 1;
+  static void load(const Block* row, int64_t g, __m512i* u, __m512& s) {
+    const Block* b = row + 2 * g;
+    u[0] = int2_pair(b[0].codes, b[1].codes);
     s = pair_scales(b[0].scale, b[1].scale);
   }
 };
@@ -117,57 +126,43 @@ inline __m512i e2m1_twice_offset(__m512i nibbles) {
 // Two MXFP4 blocks: the nibbles as int4 g32 lays them out, looked up; the E8M0 scales from a table.
 struct Mxfp4A8Decoder {
   using Block = BlockMxfp4;
+  static constexpr int kChunks = 1;
   static constexpr bool kTensorScale = true;
   const float* scales = e8m0_values();
-  void load(const Block* row, int64_t c, __m512i& u, __m512& s) const {
-    const Block* b = row + 2 * c;
-    u = e2m1_twice_offset(nibble_pair(b[0].codes, b[1].codes));
+  void load(const Block* row, int64_t g, __m512i* u, __m512& s) const {
+    const Block* b = row + 2 * g;
+    u[0] = e2m1_twice_offset(nibble_pair(b[0].codes, b[1].codes));
     s = pair_scales(scales[b[0].scale_e8m0], scales[b[1].scale_e8m0]);
   }
 };
 
-// Four NVFP4 blocks (36 bytes, one load): 128-bit lane k gets bytes 8 k..8 k + 15, which hold block
-// k (bytes 9 k..9 k + 8); in-lane shuffles then place its 8 code bytes twice (the second copy shifted
-// to the high nibbles) and its scale code in each of the lane's 4 int32 lanes, decoded as E4M3 (fn):
-// the 7 magnitude bits moved to float's exponent and mantissa, times 2^(127 - 7) (exact, subnormals
-// included), the sign bit, and NaN at magnitude 0x7F.
+// E4M3 (fn) codes, sign-extended to int32 -> their values: the 7 magnitude bits moved to float's
+// exponent and mantissa, times 2^(127 - 7) (exact, subnormals included), the sign from bit 31 of
+// the extension, NaN at magnitude 0x7F.
+inline __m512 e4m3_decode(__m512i code) {
+  const __m512i bits = _mm512_and_si512(_mm512_slli_epi32(code, 20), _mm512_set1_epi32(static_cast<int>(0x87F00000u)));
+  const __m512 value = _mm512_mul_ps(_mm512_castsi512_ps(bits), _mm512_set1_ps(0x1p120f));
+  const __mmask16 nan = _mm512_cmpeq_epi32_mask(_mm512_or_si512(code, _mm512_set1_epi32(~0x7F)), _mm512_set1_epi32(-1));
+  return _mm512_mask_mov_ps(value, nan, _mm512_set1_ps(__builtin_nanf("")));
+}
+
+// A BlockNvfp4x8 (8 blocks, 128 weights) per group: the low nibbles of its 64 code bytes, then the
+// high ones (the activations come in that order). In both vectors int32 lanes 2 k and 2 k + 1 hold
+// block k, so they share one scale vector: the 8 scale codes each twice, decoded in registers.
 struct Nvfp4A8Decoder {
-  using Block = BlockNvfp4;
+  using Block = BlockNvfp4x8;
+  static constexpr int kChunks = 2;
   static constexpr bool kTensorScale = true;
-  __m512i spread, codes_twice, scale_bytes, high_nibbles;
-  Nvfp4A8Decoder() {
-    spread = _mm512_setr_epi32(0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9);
-    codes_twice = _mm512_setr_epi64(0x0807060504030201, 0x0807060504030201, 0x0908070605040302, 0x0908070605040302,
-                                    0x0A09080706050403, 0x0A09080706050403, 0x0B0A090807060504, 0x0B0A090807060504);
-    scale_bytes = _mm512_setr_epi32(0x80808000, 0x80808000, 0x80808000, 0x80808000, 0x80808001, 0x80808001,
-                                    0x80808001, 0x80808001, 0x80808002, 0x80808002, 0x80808002, 0x80808002,
-                                    0x80808003, 0x80808003, 0x80808003, 0x80808003);
-    high_nibbles = _mm512_setr_epi64(0, 4, 0, 4, 0, 4, 0, 4);
-  }
-  void load(const Block* row, int64_t c, __m512i& u, __m512& s) const {
-    // The last chunk of the matrix reads up to 28 bytes past it: PackedMatrix keeps 64 readable.
-    const __m512i raw = _mm512_loadu_si512(reinterpret_cast<const uint8_t*>(row) + 36 * c);
-    const __m512i lanes = _mm512_permutexvar_epi32(spread, raw);
-    const __m512i codes = _mm512_srlv_epi64(_mm512_shuffle_epi8(lanes, codes_twice), high_nibbles);
-    u = e2m1_twice_offset(_mm512_and_si512(codes, _mm512_set1_epi8(0x0F)));
-    const __m512i code = _mm512_shuffle_epi8(lanes, scale_bytes);
-    const __m512i magnitude = _mm512_and_si512(code, _mm512_set1_epi32(0x7F));
-    const __m512 value = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_slli_epi32(magnitude, 20)), _mm512_set1_ps(0x1p120f));
-    const __m512i sign = _mm512_slli_epi32(code, 24);  // bit 31: the code's bit 7; bits 24-30 masked below
-    const __m512i signed_value =
-        _mm512_ternarylogic_epi32(_mm512_castps_si512(value), sign, _mm512_set1_epi32(INT32_MIN), 0xF8);  // a | (b & c)
-    s = _mm512_mask_mov_ps(_mm512_castsi512_ps(signed_value), _mm512_cmpeq_epi32_mask(magnitude, _mm512_set1_epi32(0x7F)),
-                           _mm512_set1_ps(__builtin_nanf("")));
+  void load(const Block* row, int64_t g, __m512i* u, __m512& s) const {
+    const Block& b = row[g];
+    const __m512i v = _mm512_loadu_si512(b.codes);
+    const __m512i nibble = _mm512_set1_epi8(0x0F);
+    u[0] = e2m1_twice_offset(_mm512_and_si512(v, nibble));
+    u[1] = e2m1_twice_offset(_mm512_and_si512(_mm512_srli_epi16(v, 4), nibble));
+    const __m128i codes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.scale_e4m3));
+    s = e4m3_decode(_mm512_cvtepi8_epi32(_mm_unpacklo_epi8(codes, codes)));
   }
 };
-
-// Chunks of 64 elements that share one scale: 2 for int4 g128, whose dot products then add up in
-// int32 over the whole group before one conversion and one FMA.
-template <class Decoder>
-constexpr int chunks_per_scale() {
-  if constexpr (requires { Decoder::kChunksPerScale; }) return Decoder::kChunksPerScale;
-  return 1;
-}
 
 // Int8, one vector: the 16 rows at once are 16 short streams (4.6 KB for 4096 columns) and the
 // hardware prefetcher starts each one late, so the kernel fetches the next 16 rows itself while it
@@ -176,14 +171,14 @@ constexpr int chunks_per_scale() {
 template <class Decoder, int B, int R>
 constexpr bool kPrefetchNextRows = B == 1 && R > 1 && std::is_same_v<Decoder, Int8Decoder>;
 template <class Decoder>
-constexpr int64_t kChunkBytes = sizeof(typename Decoder::Block) * 64 / Decoder::Block::kElements;
+constexpr int64_t kChunkBytes = sizeof(typename Decoder::Block) * 64 / Decoder::Block::kElements;  // per 64 weights
 
 // Rows r0..r0 + R - 1 for B vectors: R x B independent accumulator chains, x loads shared by the rows.
 // Every loop over rows and vectors is unrolled completely: GCC then keeps acc, u and s in registers
 // (with partial unrolling it kept them on the stack and the kernel ran at half the memory rate).
 template <class Decoder, int B, int R>
 void integer_row_block(const KernelArgs& a, int64_t r0) {
-  constexpr int K = chunks_per_scale<Decoder>();
+  constexpr int K = Decoder::kChunks;
   const Decoder decoder;
   const int64_t chunks = a.in.padded_cols / 64;
   const typename Decoder::Block* rows[R];
@@ -212,15 +207,13 @@ void integer_row_block(const KernelArgs& a, int64_t r0) {
         _mm_prefetch(next, _MM_HINT_T0);
         if constexpr (K * kChunkBytes<Decoder> > 64) _mm_prefetch(next + K * kChunkBytes<Decoder> - 1, _MM_HINT_T0);
       }
-      __m512i dot[B];
+      __m512i dot[B], u[K];
       __m512 s;
+      decoder.load(rows[i], c / K, u, s);
 #pragma GCC unroll 4
-      for (int k = 0; k < K; ++k) {
-        __m512i u;
-        decoder.load(rows[i], c + k, u, s);
+      for (int k = 0; k < K; ++k)
 #pragma GCC unroll 16
-        for (int b = 0; b < B; ++b) dot[b] = _mm512_dpbusd_epi32(k == 0 ? start[b] : dot[b], u, x[k][b]);
-      }
+        for (int b = 0; b < B; ++b) dot[b] = _mm512_dpbusd_epi32(k == 0 ? start[b] : dot[b], u[k], x[k][b]);
 #pragma GCC unroll 16
       for (int b = 0; b < B; ++b) acc[i][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[b]), s, acc[i][b]);
     }
@@ -323,9 +316,9 @@ void nvfp4_row_block(const KernelArgs& a, int64_t r0) {
   const __m512i shifts = _mm512_set_epi32(4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
   const float* scales = e4m3_values();
   const int64_t blocks = a.in.padded_cols / 16;
-  const BlockNvfp4* rows[R];
+  const BlockNvfp4x8* rows[R];
 #pragma GCC unroll 16
-  for (int i = 0; i < R; ++i) rows[i] = a.w.row<BlockNvfp4>(r0 + i);
+  for (int i = 0; i < R; ++i) rows[i] = a.w.row<BlockNvfp4x8>(r0 + i);
   __m512 acc[R][B];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
@@ -338,9 +331,10 @@ void nvfp4_row_block(const KernelArgs& a, int64_t r0) {
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       // Lanes 0-7 read the low nibbles of the 8 code bytes (codes 0-7), lanes 8-15 the high ones.
-      const __m128i bytes = _mm_set1_epi64x(static_cast<long long>(load_u64(rows[i][j].codes)));
+      const BlockNvfp4x8& chunk = rows[i][j / 8];
+      const __m128i bytes = _mm_set1_epi64x(static_cast<long long>(load_u64(chunk.codes + 8 * (j % 8))));
       const __m512 w = _mm512_mul_ps(e2m1_decode(_mm512_srlv_epi32(_mm512_cvtepu8_epi32(bytes), shifts), table),
-                                     _mm512_set1_ps(scales[rows[i][j].scale_e4m3]));
+                                     _mm512_set1_ps(scales[chunk.scale_e4m3[j % 8]]));
 #pragma GCC unroll 16
       for (int b = 0; b < B; ++b) acc[i][b] = _mm512_fmadd_ps(w, x[b], acc[i][b]);
     }

@@ -30,7 +30,7 @@ int integer_value(const Block& b, int i) {
   return code(b, i);
 }
 inline int integer_value(const BlockMxfp4& b, int i) { return kE2m1Twice[code(b, i)]; }
-inline int integer_value(const BlockNvfp4& b, int i) { return kE2m1Twice[code(b, i)]; }
+inline int integer_value(const BlockNvfp4x8& b, int i) { return kE2m1Twice[code(b, i)]; }
 struct E2m1Tag {  // output_scale()'s switch to the E2M1 factor
   static constexpr bool kTensorScale = true;
 };
@@ -38,17 +38,20 @@ struct E2m1Tag {  // output_scale()'s switch to the E2M1 factor
 // Exact int32 dot per block, times the block scale, in float.
 template <class Block>
 void integer_rows(const KernelArgs& a) {
-  constexpr bool e2m1 = std::is_same_v<Block, BlockMxfp4> || std::is_same_v<Block, BlockNvfp4>;
-  const int64_t blocks = a.in.padded_cols / Block::kElements;
+  constexpr bool e2m1 = std::is_same_v<Block, BlockMxfp4> || std::is_same_v<Block, BlockNvfp4x8>;
+  constexpr int n = kScaleElements<Block>;
+  const int64_t structs = a.in.padded_cols / Block::kElements;
   for (int64_t r = a.row_begin; r < a.row_end; ++r) {
     const Block* row = a.w.row<Block>(r);
     for (int b = 0; b < a.in.batch; ++b) {
-      const int8_t* x = a.in.ints(b);
       float sum = 0;
-      for (int64_t j = 0; j < blocks; ++j) {
-        int32_t dot = 0;
-        for (int i = 0; i < Block::kElements; ++i) dot += integer_value(row[j], i) * x[j * Block::kElements + i];
-        sum += block_scale(row[j]) * static_cast<float>(dot);
+      for (int64_t j = 0; j < structs; ++j) {
+        const int8_t* x = a.in.ints(b) + j * Block::kElements;
+        for (int i0 = 0; i0 < Block::kElements; i0 += n) {
+          int32_t dot = 0;
+          for (int i = i0; i < i0 + n; ++i) dot += integer_value(row[j], i) * x[activation_position<Block>(i)];
+          sum += block_scale(row[j], i0) * static_cast<float>(dot);
+        }
       }
       a.y[b * a.ldy + r] = sum * (e2m1 ? output_scale<E2m1Tag>(a, b) : a.in.x_scale[b]);
     }
@@ -84,16 +87,19 @@ void int2lut_rows(const KernelArgs& a) {
 
 template <class Block>
 void e2m1_rows(const KernelArgs& a) {
-  const int64_t blocks = a.in.padded_cols / Block::kElements;
+  constexpr int n = kScaleElements<Block>;
+  const int64_t structs = a.in.padded_cols / Block::kElements;
   for (int64_t r = a.row_begin; r < a.row_end; ++r) {
     const Block* row = a.w.row<Block>(r);
     for (int b = 0; b < a.in.batch; ++b) {
-      const float* x = a.in.floats(b);
       float sum = 0;
-      for (int64_t j = 0; j < blocks; ++j) {
-        float dot = 0;
-        for (int i = 0; i < Block::kElements; ++i) dot += kE2m1Values[code(row[j], i)] * x[j * Block::kElements + i];
-        sum += dot * block_scale(row[j]);
+      for (int64_t j = 0; j < structs; ++j) {
+        const float* x = a.in.floats(b) + j * Block::kElements;
+        for (int i0 = 0; i0 < Block::kElements; i0 += n) {
+          float dot = 0;
+          for (int i = i0; i < i0 + n; ++i) dot += kE2m1Values[code(row[j], i)] * x[i];
+          sum += dot * block_scale(row[j], i0);
+        }
       }
       a.y[b * a.ldy + r] = sum * a.w.tensor_scale();
     }
@@ -111,9 +117,9 @@ const KernelSet& scalar_kernels() {
                              integer_rows<BlockInt2>,
                              int2lut_rows,
                              e2m1_rows<BlockMxfp4>,
-                             e2m1_rows<BlockNvfp4>,
+                             e2m1_rows<BlockNvfp4x8>,
                              integer_rows<BlockMxfp4>,
-                             integer_rows<BlockNvfp4>};
+                             integer_rows<BlockNvfp4x8>};
   return set;
 }
 

@@ -20,24 +20,25 @@ namespace {
 struct FormatInfo {
   StorageFormat format;
   std::string_view name;
-  int block_elements;
-  size_t block_bytes;
+  int block_elements;   // weights per scale
+  int struct_elements;  // weights per stored struct
+  size_t struct_bytes;
   int bits;  // integer formats: width of the quantized values; 0 otherwise
   bool int8_activations;
 };
 
 constexpr FormatInfo kInfo[] = {
-    {StorageFormat::F32, "f32", 1, sizeof(float), 0, false},
-    {StorageFormat::Int8, "int8", BlockInt8::kElements, sizeof(BlockInt8), 8, true},
-    {StorageFormat::Int4G32, "int4g32", BlockInt4G32::kElements, sizeof(BlockInt4G32), 4, true},
-    {StorageFormat::Int4G128, "int4g128", BlockInt4G128::kElements, sizeof(BlockInt4G128), 4, true},
-    {StorageFormat::Int3, "int3", BlockInt3::kElements, sizeof(BlockInt3), 3, true},
-    {StorageFormat::Int2, "int2", BlockInt2::kElements, sizeof(BlockInt2), 2, true},
-    {StorageFormat::Int2Lut, "int2lut", TileInt2Lut::kElements, sizeof(TileInt2Lut), 2, true},
-    {StorageFormat::Mxfp4, "mxfp4", BlockMxfp4::kElements, sizeof(BlockMxfp4), 0, false},
-    {StorageFormat::Nvfp4, "nvfp4", BlockNvfp4::kElements, sizeof(BlockNvfp4), 0, false},
-    {StorageFormat::Mxfp4A8, "mxfp4a8", BlockMxfp4::kElements, sizeof(BlockMxfp4), 0, true},
-    {StorageFormat::Nvfp4A8, "nvfp4a8", BlockNvfp4::kElements, sizeof(BlockNvfp4), 0, true},
+    {StorageFormat::F32, "f32", 1, 1, sizeof(float), 0, false},
+    {StorageFormat::Int8, "int8", BlockInt8::kElements, BlockInt8::kElements, sizeof(BlockInt8), 8, true},
+    {StorageFormat::Int4G32, "int4g32", BlockInt4G32::kElements, BlockInt4G32::kElements, sizeof(BlockInt4G32), 4, true},
+    {StorageFormat::Int4G128, "int4g128", BlockInt4G128::kElements, BlockInt4G128::kElements, sizeof(BlockInt4G128), 4, true},
+    {StorageFormat::Int3, "int3", BlockInt3::kElements, BlockInt3::kElements, sizeof(BlockInt3), 3, true},
+    {StorageFormat::Int2, "int2", BlockInt2::kElements, BlockInt2::kElements, sizeof(BlockInt2), 2, true},
+    {StorageFormat::Int2Lut, "int2lut", TileInt2Lut::kElements, TileInt2Lut::kElements, sizeof(TileInt2Lut), 2, true},
+    {StorageFormat::Mxfp4, "mxfp4", BlockMxfp4::kElements, BlockMxfp4::kElements, sizeof(BlockMxfp4), 0, false},
+    {StorageFormat::Nvfp4, "nvfp4", BlockNvfp4x8::kBlockElements, BlockNvfp4x8::kElements, sizeof(BlockNvfp4x8), 0, false},
+    {StorageFormat::Mxfp4A8, "mxfp4a8", BlockMxfp4::kElements, BlockMxfp4::kElements, sizeof(BlockMxfp4), 0, true},
+    {StorageFormat::Nvfp4A8, "nvfp4a8", BlockNvfp4x8::kBlockElements, BlockNvfp4x8::kElements, sizeof(BlockNvfp4x8), 0, true},
 };
 
 const FormatInfo& info(StorageFormat f) {
@@ -124,7 +125,7 @@ void pack_e2m1_rows(PackedMatrix& m, std::span<const float> w, std::string_view 
     tensor = format.tensor_scale_for(amax);
   }
   m.set_tensor_scale(tensor);
-  constexpr int bs = Block::kElements;
+  constexpr int bs = detail::kScaleElements<Block>;
   for (int64_t r = 0; r < m.rows(); ++r) {
     Block* blocks = m.row<Block>(r);
     const float* src = w.data() + r * m.cols();
@@ -134,13 +135,13 @@ void pack_e2m1_rows(PackedMatrix& m, std::span<const float> w, std::string_view 
       for (int i = 0; i < n; ++i) amax = std::max(amax, static_cast<double>(std::fabs(src[c0 + i])));
       const double s = format.block_scale(amax, tensor);
       if (std::isnan(s)) throw std::invalid_argument(fmt::format("{}: block scale out of range at row {}", spec, r));
-      Block& b = blocks[c0 / bs];
-      if constexpr (requires { b.scale_e4m3; }) b.scale_e4m3 = static_cast<uint8_t>(scale_format.code_of(s));
-      else b.scale_e8m0 = static_cast<uint8_t>(scale_format.code_of(s));
+      Block& b = blocks[c0 / Block::kElements];
+      const int first = static_cast<int>(c0 % Block::kElements);  // of the block, in its struct
+      detail::set_scale_code(b, first, static_cast<int>(scale_format.code_of(s)));
       const float eff = static_cast<float>(s * tensor);
       if (eff == 0) continue;  // every element quantizes to +0: code 0
       for (int i = 0; i < n; ++i)
-        detail::set_code(b, i, static_cast<int>(element.encode(src[c0 + i] / eff, Rounding::NearestEven)));
+        detail::set_code(b, first + i, static_cast<int>(element.encode(src[c0 + i] / eff, Rounding::NearestEven)));
     }
   }
 }
@@ -194,7 +195,7 @@ PackedMatrix::PackedMatrix(StorageFormat format, int64_t rows, int64_t cols)
   const FormatInfo& i = info(format);
   padded_cols_ = round_up(cols, kColumnAlign);
   padded_rows_ = round_up(rows, tile_rows(format));
-  row_bytes_ = static_cast<size_t>(padded_cols_ / i.block_elements) * i.block_bytes;
+  row_bytes_ = static_cast<size_t>(padded_cols_ / i.struct_elements) * i.struct_bytes;
   size_bytes_ = static_cast<size_t>(padded_rows_ / tile_rows(format)) * row_bytes_;
   const size_t alloc = static_cast<size_t>(round_up(static_cast<int64_t>(size_bytes_) + 64, 64));
   data_.reset(static_cast<std::byte*>(std::aligned_alloc(64, alloc)));
@@ -224,7 +225,7 @@ PackedMatrix pack(std::span<const float> w, int64_t rows, int64_t cols, StorageF
     case StorageFormat::Mxfp4:
     case StorageFormat::Mxfp4A8: pack_e2m1_rows<BlockMxfp4>(m, w, "mxfp4"); break;
     case StorageFormat::Nvfp4:
-    case StorageFormat::Nvfp4A8: pack_e2m1_rows<BlockNvfp4>(m, w, "nvfp4"); break;
+    case StorageFormat::Nvfp4A8: pack_e2m1_rows<BlockNvfp4x8>(m, w, "nvfp4"); break;
   }
   return m;
 }
@@ -249,9 +250,10 @@ void unpack_e2m1_rows(const PackedMatrix& m, std::vector<float>& out) {
     const Block* blocks = m.row<Block>(r);
     for (int64_t c = 0; c < m.cols(); ++c) {
       const Block& b = blocks[c / Block::kElements];
-      const double s = detail::block_scale(b);
+      const int i = static_cast<int>(c % Block::kElements);
+      const double s = detail::block_scale(b, i);
       const float eff = static_cast<float>(s * m.tensor_scale());
-      const float value = kE2m1Values[detail::code(b, static_cast<int>(c % Block::kElements))];
+      const float value = kE2m1Values[detail::code(b, i)];
       out[static_cast<size_t>(r * m.cols() + c)] = eff == 0 ? 0.0f : value * eff;
     }
   }
@@ -284,7 +286,7 @@ std::vector<float> unpack(const PackedMatrix& m) {
     case StorageFormat::Mxfp4:
     case StorageFormat::Mxfp4A8: unpack_e2m1_rows<BlockMxfp4>(m, out); break;
     case StorageFormat::Nvfp4:
-    case StorageFormat::Nvfp4A8: unpack_e2m1_rows<BlockNvfp4>(m, out); break;
+    case StorageFormat::Nvfp4A8: unpack_e2m1_rows<BlockNvfp4x8>(m, out); break;
   }
   return out;
 }

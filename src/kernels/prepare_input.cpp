@@ -6,7 +6,9 @@
 
 #include <immintrin.h>
 
+#include "lowbit/kernels/blocks.hpp"
 #include "lowbit/kernels/gemv.hpp"
+#include "src/kernels/block_codes.hpp"
 #include "src/kernels/kernel_set.hpp"
 
 namespace lowbit::kernels {
@@ -152,6 +154,14 @@ void prepare_input(const PackedMatrix& w, const float* x, int batch, PreparedInp
   for (int b = 0; b < batch; ++b)
     in.x_scale[b] = quantize_activations_int8({x + b * cols, static_cast<size_t>(cols)},
                                               {in.xq.data() + b * K, static_cast<size_t>(K)});
+  if (w.format() == StorageFormat::Nvfp4A8) {  // each 128 columns in the codes' order (BlockNvfp4x8)
+    int8_t natural[BlockNvfp4x8::kElements];
+    for (int64_t c0 = 0; c0 < batch * K; c0 += BlockNvfp4x8::kElements) {
+      int8_t* q = in.xq.data() + c0;
+      std::memcpy(natural, q, sizeof natural);
+      for (int i = 0; i < BlockNvfp4x8::kElements; ++i) q[activation_position<BlockNvfp4x8>(i)] = natural[i];
+    }
+  }
   const int offset = code_offset(w.format());
   if (w.format() != StorageFormat::Int2Lut) {
     in.quad_correction.resize(static_cast<size_t>(batch * K / 4));

@@ -154,8 +154,9 @@ TEST(Gemv, AllKernelsMatchTheReference) {
 
 // Every block scale code, on every instruction set: pack() writes only positive finite scales, but a
 // packed matrix may hold any byte, and the kernels must read it as the reference does (NaN codes
-// give NaN rows, negative E4M3 scales negative products). Row r's first block takes code r (NVFP4:
-// all 256; MXFP4: 2^-20..2^20 and the NaN code 255, where no product overflows).
+// give NaN rows, negative E4M3 scales negative products). Row r's block r % 3 (MXFP4) or r % 6
+// (NVFP4, whose structs hold 8 blocks) takes code r (NVFP4: all 256; MXFP4: 2^-20..2^20 and the NaN
+// code 255, where no product overflows).
 TEST(Gemv, E2m1KernelsReadEveryScaleCode) {
   for (const std::string& isa : available_kernel_isas()) {
     IsaGuard guard(isa);
@@ -167,8 +168,10 @@ TEST(Gemv, E2m1KernelsReadEveryScaleCode) {
       const int64_t rows = static_cast<int64_t>(codes.size()), cols = 96;
       PackedMatrix w = pack(test::random_weights(rows * cols, 11), rows, cols, f);
       for (int64_t r = 0; r < rows; ++r) {
-        uint8_t* first_scale = reinterpret_cast<uint8_t*>(w.data()) + r * w.row_bytes();  // the block's first byte
-        *first_scale = static_cast<uint8_t>(codes[r]);
+        std::byte* row = w.data() + r * w.row_bytes();
+        const uint8_t code = static_cast<uint8_t>(codes[r]);
+        if (nv) reinterpret_cast<BlockNvfp4x8*>(row)->scale_e4m3[r % 6] = code;
+        else reinterpret_cast<BlockMxfp4*>(row)[r % 3].scale_e8m0 = code;
       }
       const int batch = 2;
       const std::vector<float> x = test::random_activations(batch * cols, 12);

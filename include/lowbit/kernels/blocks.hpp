@@ -64,14 +64,20 @@ struct BlockMxfp4 {
 };
 static_assert(sizeof(BlockMxfp4) == 17);
 
-// NVFP4: 16 E2M1 codes and one E4M3 (fn) scale; the matrix has a float32 tensor scale on top:
-// w = e2m1 * (e4m3 * tensor_scale). Byte j holds code j (low nibble) and code j + 8 (high nibble).
-struct BlockNvfp4 {
-  static constexpr int kElements = 16;
-  uint8_t scale_e4m3;
-  uint8_t codes[8];
+// NVFP4: blocks of 16 E2M1 codes, each with one E4M3 (fn) scale; the matrix has a float32 tensor
+// scale on top: w = e2m1 * (e4m3 * tensor_scale). Stored 8 blocks (128 weights) at a time, the codes
+// before the scales: byte 8 k + j holds code j of block k (low nibble) and code j + 8 (high nibble),
+// and scale_e4m3[k] is block k's scale. One shift and one mask then split 64 code bytes into 128
+// codes, and one 8-byte load fetches 8 scales. The int8-activation kernels take each 128 columns'
+// activations in the order of the codes (the low nibbles of bytes 0..63, then the high nibbles), so
+// every group of 4 bytes they multiply belongs to one block.
+struct BlockNvfp4x8 {
+  static constexpr int kElements = 128;
+  static constexpr int kBlockElements = 16;  // weights per scale
+  uint8_t codes[64];
+  uint8_t scale_e4m3[8];
 };
-static_assert(sizeof(BlockNvfp4) == 9);
+static_assert(sizeof(BlockNvfp4x8) == 72);
 
 // int2 weights for the lookup-table (T-MAC style) kernel: a tile of 64 rows x 32 columns, stored as
 // bit planes. For column group g (columns 4 g..4 g + 3) and plane p, byte j of planes[g][p] holds

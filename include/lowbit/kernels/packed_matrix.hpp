@@ -20,9 +20,9 @@ enum class StorageFormat : uint8_t {
   Int2,      // BlockInt2 (group 32), int8 x int2 dot-product kernels
   Int2Lut,   // TileInt2Lut: the same int2 values, laid out for the lookup-table kernel
   Mxfp4,     // BlockMxfp4 (lowbit's "mxfp4")
-  Nvfp4,     // BlockNvfp4 (lowbit's "nvfp4")
+  Nvfp4,     // BlockNvfp4x8 (lowbit's "nvfp4")
   Mxfp4A8,   // BlockMxfp4 weights, run on int8 activations (integer dot products, as int4)
-  Nvfp4A8,   // BlockNvfp4 weights, run on int8 activations
+  Nvfp4A8,   // BlockNvfp4x8 weights, run on int8 activations
 };
 inline constexpr StorageFormat kAllStorageFormats[] = {
     StorageFormat::F32,  StorageFormat::Int8,    StorageFormat::Int4G32, StorageFormat::Int4G128, StorageFormat::Int3,
@@ -37,7 +37,8 @@ StorageFormat parse_storage_format(std::string_view name);
 // Integer formats and the "a8" E2M1 formats run on int8-quantized activations; F32, Mxfp4 and
 // Nvfp4 on float32 activations.
 bool uses_int8_activations(StorageFormat f);
-// Weights per block (columns), and rows per tile (64 for Int2Lut, 1 otherwise).
+// Weights per scale (columns; 16 for NVFP4, whose structs hold 8 such blocks), and rows per tile
+// (64 for Int2Lut, 1 otherwise).
 int block_elements(StorageFormat f);
 int tile_rows(StorageFormat f);
 
