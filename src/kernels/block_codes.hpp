@@ -20,11 +20,19 @@ inline int code(const BlockInt3& b, int i) {
   return (low | high << 2) - 4;
 }
 inline int code(const BlockInt2& b, int i) { return ((b.codes[i % 8] >> (2 * (i / 8))) & 3) - 2; }
-inline int code(const BlockMxfp4& b, int i) { return (b.codes[i % 16] >> (4 * (i / 16))) & 15; }
-// NVFP4: element i = 16 k + j is code j of block k.
-inline int nvfp4_code_byte(int i) { return 8 * (i / 16) + i % 8; }
-inline int nvfp4_code_shift(int i) { return 4 * (i % 16 / 8); }
-inline int code(const BlockNvfp4x8& b, int i) { return (b.codes[nvfp4_code_byte(i)] >> nvfp4_code_shift(i)) & 15; }
+// E2M1 structs (blocks.hpp): element i = n k + j is code j of block k.
+template <class Block>
+constexpr int e2m1_code_byte(int i) {
+  constexpr int half = Block::kBlockElements / 2;
+  return half * (i / Block::kBlockElements) + i % half;
+}
+template <class Block>
+constexpr int e2m1_code_shift(int i) {
+  constexpr int half = Block::kBlockElements / 2;
+  return 4 * (i % Block::kBlockElements / half);
+}
+inline int code(const BlockMxfp4x4& b, int i) { return (b.codes[e2m1_code_byte<BlockMxfp4x4>(i)] >> e2m1_code_shift<BlockMxfp4x4>(i)) & 15; }
+inline int code(const BlockNvfp4x8& b, int i) { return (b.codes[e2m1_code_byte<BlockNvfp4x8>(i)] >> e2m1_code_shift<BlockNvfp4x8>(i)) & 15; }
 // Row r (0..63) of a tile, column i (0..31): the int2 value.
 inline int code(const TileInt2Lut& t, int r, int i) {
   int u = 0;
@@ -48,8 +56,11 @@ inline void set_code(BlockInt3& b, int i, int q) {
   b.high_bits[i / 8] |= static_cast<uint8_t>((u >> 2) << (i % 8));
 }
 inline void set_code(BlockInt2& b, int i, int q) { b.codes[i % 8] |= static_cast<uint8_t>((q + 2) << (2 * (i / 8))); }
-inline void set_code(BlockMxfp4& b, int i, int c) { b.codes[i % 16] |= static_cast<uint8_t>(c << (4 * (i / 16))); }
-inline void set_code(BlockNvfp4x8& b, int i, int c) { b.codes[nvfp4_code_byte(i)] |= static_cast<uint8_t>(c << nvfp4_code_shift(i)); }
+template <class Block>
+  requires requires { Block::kBlockElements; }
+void set_code(Block& b, int i, int c) {
+  b.codes[e2m1_code_byte<Block>(i)] |= static_cast<uint8_t>(c << e2m1_code_shift<Block>(i));
+}
 inline void set_code(TileInt2Lut& t, int r, int i, int q) {
   const int u = q + 2;
   for (int p = 0; p < 2; ++p)
@@ -76,32 +87,32 @@ static_assert([] {
     if (kE2m1TwicePlus12[i] != kE2m1Twice[i] + 12) return false;
   return true;
 }());
-inline float block_scale(const BlockMxfp4& b) { return e8m0_values()[b.scale_e8m0]; }
 
-// Weights per scale: a struct's elements, except for NVFP4, which stores 8 scaled blocks together.
+// Weights per scale: a struct's elements, except for the E2M1 structs, which hold several blocks.
 template <class Block>
 inline constexpr int kScaleElements = Block::kElements;
-template <>
-inline constexpr int kScaleElements<BlockNvfp4x8> = BlockNvfp4x8::kBlockElements;
+template <class Block>
+  requires requires { Block::kBlockElements; }
+inline constexpr int kScaleElements<Block> = Block::kBlockElements;
 
 // The scale of element i of a struct, and setting the scale code of element i's block.
 template <class Block>
 float block_scale(const Block& b, int /*i*/) {
   return block_scale(b);
 }
+inline float block_scale(const BlockMxfp4x4& b, int i) { return e8m0_values()[b.scale_e8m0[i / 32]]; }
 inline float block_scale(const BlockNvfp4x8& b, int i) { return e4m3_values()[b.scale_e4m3[i / 16]]; }
-inline void set_scale_code(BlockMxfp4& b, int /*i*/, int c) { b.scale_e8m0 = static_cast<uint8_t>(c); }
+inline void set_scale_code(BlockMxfp4x4& b, int i, int c) { b.scale_e8m0[i / 32] = static_cast<uint8_t>(c); }
 inline void set_scale_code(BlockNvfp4x8& b, int i, int c) { b.scale_e4m3[i / 16] = static_cast<uint8_t>(c); }
 
-// Where the int8-activation kernels find element i's activation among its struct's columns: NVFP4
-// takes them in code order (see BlockNvfp4x8), every other format in natural order.
+// Where the int8-activation kernels find element i's activation among its struct's columns: the E2M1
+// structs take them in code order (blocks.hpp), every other format in natural order.
 template <class Block>
-int activation_position(int i) {
-  return i;
-}
-template <>
-inline int activation_position<BlockNvfp4x8>(int i) {
-  return 64 * (i % 16 / 8) + nvfp4_code_byte(i);
+constexpr int activation_position(int i) {
+  if constexpr (requires { Block::kBlockElements; })
+    return 64 * (e2m1_code_shift<Block>(i) / 4) + e2m1_code_byte<Block>(i);
+  else
+    return i;
 }
 
 }  // namespace lowbit::kernels::detail

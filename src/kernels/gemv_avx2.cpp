@@ -115,14 +115,25 @@ inline __m256i e2m1_twice_offset(__m256i nibbles) {
   return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(table), nibbles);
 }
 
+// Chunk c is quarter t = c % 4 of an E2M1 struct (blocks.hpp): the low (t < 2) or high nibbles of
+// code bytes 32 (t % 2) .. + 31. MXFP4: they hold blocks 2 (t % 2) and + 1, int32 lane l block
+// 2 (t % 2) + l / 4.
+inline __m256i e2m1_quarter(const uint8_t* codes, int t) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 32 * (t % 2)));
+  return e2m1_twice_offset(_mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(4 * (t / 2))), _mm256_set1_epi8(0x0F)));
+}
+
 struct Mxfp4A8Decoder {
-  using Block = BlockMxfp4;
+  using Block = BlockMxfp4x4;
   static constexpr bool kSigned = false;
   static constexpr bool kTensorScale = true;
   const float* scales = e8m0_values();
   __m256i load(const Block* row, int64_t c, __m256& s) const {
-    s = _mm256_set1_ps(scales[row[c].scale_e8m0]);
-    return e2m1_twice_offset(nibbles(row[c].codes));
+    const Block& b = row[c / 4];
+    const int t = static_cast<int>(c % 4);
+    const uint8_t* codes = b.scale_e8m0 + 2 * (t % 2);
+    s = _mm256_set_m128(_mm_set1_ps(scales[codes[1]]), _mm_set1_ps(scales[codes[0]]));
+    return e2m1_quarter(b.codes, t);
   }
 };
 
@@ -136,20 +147,17 @@ inline __m256 e4m3_decode(__m256i code) {
   return _mm256_blendv_ps(value, _mm256_set1_ps(__builtin_nanf("")), _mm256_castsi256_ps(nan));
 }
 
-// Chunk c is quarter t = c % 4 of a BlockNvfp4x8: the low (t < 2) or high nibbles of code bytes
-// 32 (t % 2) .. + 31, which hold blocks 4 (t % 2) .. + 3; int32 lane l belongs to block 4 (t % 2) + l / 2.
+// NVFP4: quarter t holds blocks 4 (t % 2) .. + 3, int32 lane l block 4 (t % 2) + l / 2.
 struct Nvfp4A8Decoder {
   using Block = BlockNvfp4x8;
   static constexpr bool kSigned = false;
   static constexpr bool kTensorScale = true;
   __m256i load(const Block* row, int64_t c, __m256& s) const {
     const Block& b = row[c / 4];
-    const int t = static_cast<int>(c % 4), half = t % 2;
-    const __m128i scale_codes = _mm_cvtsi32_si128(static_cast<int>(load_u32(b.scale_e4m3 + 4 * half)));
+    const int t = static_cast<int>(c % 4);
+    const __m128i scale_codes = _mm_cvtsi32_si128(static_cast<int>(load_u32(b.scale_e4m3 + 4 * (t % 2))));
     s = e4m3_decode(_mm256_cvtepi8_epi32(_mm_unpacklo_epi8(scale_codes, scale_codes)));
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.codes + 32 * half));
-    const __m256i codes = _mm256_srl_epi16(v, _mm_cvtsi32_si128(4 * (t / 2)));
-    return e2m1_twice_offset(_mm256_and_si256(codes, _mm256_set1_epi8(0x0F)));
+    return e2m1_quarter(b.codes, t);
   }
 };
 
@@ -250,18 +258,20 @@ void mxfp4_row_block(const KernelArgs& a, int64_t r0) {
   const __m256 magnitudes = _mm256_loadu_ps(kE2m1Values);
   const float* scales = e8m0_values();
   const int64_t blocks = a.in.padded_cols / 32;
-  const BlockMxfp4* rows[R];
-  for (int i = 0; i < R; ++i) rows[i] = a.w.row<BlockMxfp4>(r0 + i);
+  const BlockMxfp4x4* rows[R];
+  for (int i = 0; i < R; ++i) rows[i] = a.w.row<BlockMxfp4x4>(r0 + i);
   __m256 acc[R][B];
   for (int i = 0; i < R; ++i)
     for (int b = 0; b < B; ++b) acc[i][b] = _mm256_setzero_ps();
   for (int64_t j = 0; j < blocks; ++j)
     for (int i = 0; i < R; ++i) {
-      const __m256i b0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(rows[i][j].codes)));
-      const __m256i b1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(rows[i][j].codes + 8)));
+      const BlockMxfp4x4& chunk = rows[i][j / 4];
+      const uint8_t* codes = chunk.codes + 16 * (j % 4);
+      const __m256i b0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
+      const __m256i b1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + 8)));
       const __m256 w[4] = {e2m1_decode(b0, magnitudes), e2m1_decode(b1, magnitudes),
                            e2m1_decode(_mm256_srli_epi32(b0, 4), magnitudes), e2m1_decode(_mm256_srli_epi32(b1, 4), magnitudes)};
-      const __m256 s = _mm256_set1_ps(scales[rows[i][j].scale_e8m0]);
+      const __m256 s = _mm256_set1_ps(scales[chunk.scale_e8m0[j % 4]]);
 #pragma GCC unroll 8
       for (int b = 0; b < B; ++b) {
         const float* x = a.in.floats(b) + 32 * j;

@@ -123,16 +123,35 @@ inline __m512i e2m1_twice_offset(__m512i nibbles) {
   return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(table), nibbles);
 }
 
-// Two MXFP4 blocks: the nibbles as int4 g32 lays them out, looked up; the E8M0 scales from a table.
+// The 64 code bytes of an E2M1 struct (blocks.hpp) -> u of their low nibbles, then of their high
+// nibbles: the activations come in that order.
+inline void e2m1_struct_codes(const uint8_t* codes, __m512i* u) {
+  const __m512i v = _mm512_loadu_si512(codes);
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  u[0] = e2m1_twice_offset(_mm512_and_si512(v, nibble));
+  u[1] = e2m1_twice_offset(_mm512_and_si512(_mm512_srli_epi16(v, 4), nibble));
+}
+
+// E8M0 codes as int32 -> 2^(code - 127): the code in float's exponent field; code 0 is the
+// subnormal 2^-127 (bit 22 alone), code 255 NaN.
+inline __m512 e8m0_decode(__m512i code) {
+  const __m512i bits = _mm512_max_epu32(_mm512_slli_epi32(code, 23), _mm512_set1_epi32(1 << 22));
+  const __mmask16 nan = _mm512_cmpeq_epi32_mask(code, _mm512_set1_epi32(255));
+  return _mm512_mask_mov_ps(_mm512_castsi512_ps(bits), nan, _mm512_set1_ps(__builtin_nanf("")));
+}
+
+// A BlockMxfp4x4 (4 blocks, 128 weights) per group: int32 lanes 4 k..4 k + 3 of both vectors hold
+// block k, so they share one scale vector: the 4 scale codes each 4 times, decoded in registers.
 struct Mxfp4A8Decoder {
-  using Block = BlockMxfp4;
-  static constexpr int kChunks = 1;
+  using Block = BlockMxfp4x4;
+  static constexpr int kChunks = 2;
   static constexpr bool kTensorScale = true;
-  const float* scales = e8m0_values();
   void load(const Block* row, int64_t g, __m512i* u, __m512& s) const {
-    const Block* b = row + 2 * g;
-    u[0] = e2m1_twice_offset(nibble_pair(b[0].codes, b[1].codes));
-    s = pair_scales(scales[b[0].scale_e8m0], scales[b[1].scale_e8m0]);
+    const Block& b = row[g];
+    e2m1_struct_codes(b.codes, u);
+    const __m128i codes = _mm_cvtsi32_si128(static_cast<int>(load_u32(b.scale_e8m0)));
+    const __m128i each_four_times = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    s = e8m0_decode(_mm512_cvtepu8_epi32(_mm_shuffle_epi8(codes, each_four_times)));
   }
 };
 
@@ -146,8 +165,7 @@ inline __m512 e4m3_decode(__m512i code) {
   return _mm512_mask_mov_ps(value, nan, _mm512_set1_ps(__builtin_nanf("")));
 }
 
-// A BlockNvfp4x8 (8 blocks, 128 weights) per group: the low nibbles of its 64 code bytes, then the
-// high ones (the activations come in that order). In both vectors int32 lanes 2 k and 2 k + 1 hold
+// A BlockNvfp4x8 (8 blocks, 128 weights) per group: int32 lanes 2 k and 2 k + 1 of both vectors hold
 // block k, so they share one scale vector: the 8 scale codes each twice, decoded in registers.
 struct Nvfp4A8Decoder {
   using Block = BlockNvfp4x8;
@@ -155,10 +173,7 @@ struct Nvfp4A8Decoder {
   static constexpr bool kTensorScale = true;
   void load(const Block* row, int64_t g, __m512i* u, __m512& s) const {
     const Block& b = row[g];
-    const __m512i v = _mm512_loadu_si512(b.codes);
-    const __m512i nibble = _mm512_set1_epi8(0x0F);
-    u[0] = e2m1_twice_offset(_mm512_and_si512(v, nibble));
-    u[1] = e2m1_twice_offset(_mm512_and_si512(_mm512_srli_epi16(v, 4), nibble));
+    e2m1_struct_codes(b.codes, u);
     const __m128i codes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.scale_e4m3));
     s = e4m3_decode(_mm512_cvtepi8_epi32(_mm_unpacklo_epi8(codes, codes)));
   }
@@ -280,9 +295,9 @@ void mxfp4_row_block(const KernelArgs& a, int64_t r0) {
   const __m512 table = _mm512_loadu_ps(kE2m1Values);
   const float* scales = e8m0_values();
   const int64_t blocks = a.in.padded_cols / 32;
-  const BlockMxfp4* rows[R];
+  const BlockMxfp4x4* rows[R];
 #pragma GCC unroll 16
-  for (int i = 0; i < R; ++i) rows[i] = a.w.row<BlockMxfp4>(r0 + i);
+  for (int i = 0; i < R; ++i) rows[i] = a.w.row<BlockMxfp4x4>(r0 + i);
   __m512 acc[R][B];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
@@ -297,9 +312,10 @@ void mxfp4_row_block(const KernelArgs& a, int64_t r0) {
     }
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
-      const __m512i low = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[i][j].codes)));
+      const BlockMxfp4x4& chunk = rows[i][j / 4];
+      const __m512i low = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(chunk.codes + 16 * (j % 4))));
       const __m512 w0 = e2m1_decode(low, table), w1 = e2m1_decode(_mm512_srli_epi32(low, 4), table);
-      const __m512 s = _mm512_set1_ps(scales[rows[i][j].scale_e8m0]);
+      const __m512 s = _mm512_set1_ps(scales[chunk.scale_e8m0[j % 4]]);
 #pragma GCC unroll 16
       for (int b = 0; b < B; ++b) acc[i][b] = _mm512_fmadd_ps(_mm512_fmadd_ps(w1, x1[b], _mm512_mul_ps(w0, x0[b])), s, acc[i][b]);
     }

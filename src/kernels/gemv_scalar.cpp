@@ -29,7 +29,7 @@ template <class Block>
 int integer_value(const Block& b, int i) {
   return code(b, i);
 }
-inline int integer_value(const BlockMxfp4& b, int i) { return kE2m1Twice[code(b, i)]; }
+inline int integer_value(const BlockMxfp4x4& b, int i) { return kE2m1Twice[code(b, i)]; }
 inline int integer_value(const BlockNvfp4x8& b, int i) { return kE2m1Twice[code(b, i)]; }
 struct E2m1Tag {  // output_scale()'s switch to the E2M1 factor
   static constexpr bool kTensorScale = true;
@@ -38,7 +38,7 @@ struct E2m1Tag {  // output_scale()'s switch to the E2M1 factor
 // Exact int32 dot per block, times the block scale, in float.
 template <class Block>
 void integer_rows(const KernelArgs& a) {
-  constexpr bool e2m1 = std::is_same_v<Block, BlockMxfp4> || std::is_same_v<Block, BlockNvfp4x8>;
+  constexpr bool e2m1 = std::is_same_v<Block, BlockMxfp4x4> || std::is_same_v<Block, BlockNvfp4x8>;
   constexpr int n = kScaleElements<Block>;
   const int64_t structs = a.in.padded_cols / Block::kElements;
   for (int64_t r = a.row_begin; r < a.row_end; ++r) {
@@ -116,9 +116,9 @@ const KernelSet& scalar_kernels() {
                              integer_rows<BlockInt3>,
                              integer_rows<BlockInt2>,
                              int2lut_rows,
-                             e2m1_rows<BlockMxfp4>,
+                             e2m1_rows<BlockMxfp4x4>,
                              e2m1_rows<BlockNvfp4x8>,
-                             integer_rows<BlockMxfp4>,
+                             integer_rows<BlockMxfp4x4>,
                              integer_rows<BlockNvfp4x8>};
   return set;
 }

@@ -35,9 +35,9 @@ constexpr FormatInfo kInfo[] = {
     {StorageFormat::Int3, "int3", BlockInt3::kElements, BlockInt3::kElements, sizeof(BlockInt3), 3, true},
     {StorageFormat::Int2, "int2", BlockInt2::kElements, BlockInt2::kElements, sizeof(BlockInt2), 2, true},
     {StorageFormat::Int2Lut, "int2lut", TileInt2Lut::kElements, TileInt2Lut::kElements, sizeof(TileInt2Lut), 2, true},
-    {StorageFormat::Mxfp4, "mxfp4", BlockMxfp4::kElements, BlockMxfp4::kElements, sizeof(BlockMxfp4), 0, false},
+    {StorageFormat::Mxfp4, "mxfp4", BlockMxfp4x4::kBlockElements, BlockMxfp4x4::kElements, sizeof(BlockMxfp4x4), 0, false},
     {StorageFormat::Nvfp4, "nvfp4", BlockNvfp4x8::kBlockElements, BlockNvfp4x8::kElements, sizeof(BlockNvfp4x8), 0, false},
-    {StorageFormat::Mxfp4A8, "mxfp4a8", BlockMxfp4::kElements, BlockMxfp4::kElements, sizeof(BlockMxfp4), 0, true},
+    {StorageFormat::Mxfp4A8, "mxfp4a8", BlockMxfp4x4::kBlockElements, BlockMxfp4x4::kElements, sizeof(BlockMxfp4x4), 0, true},
     {StorageFormat::Nvfp4A8, "nvfp4a8", BlockNvfp4x8::kBlockElements, BlockNvfp4x8::kElements, sizeof(BlockNvfp4x8), 0, true},
 };
 
@@ -223,7 +223,7 @@ PackedMatrix pack(std::span<const float> w, int64_t rows, int64_t cols, StorageF
     case StorageFormat::Int2: pack_integer_rows<BlockInt2>(m, w); break;
     case StorageFormat::Int2Lut: pack_int2_lut(m, w); break;
     case StorageFormat::Mxfp4:
-    case StorageFormat::Mxfp4A8: pack_e2m1_rows<BlockMxfp4>(m, w, "mxfp4"); break;
+    case StorageFormat::Mxfp4A8: pack_e2m1_rows<BlockMxfp4x4>(m, w, "mxfp4"); break;
     case StorageFormat::Nvfp4:
     case StorageFormat::Nvfp4A8: pack_e2m1_rows<BlockNvfp4x8>(m, w, "nvfp4"); break;
   }
@@ -284,7 +284,7 @@ std::vector<float> unpack(const PackedMatrix& m) {
       }
       break;
     case StorageFormat::Mxfp4:
-    case StorageFormat::Mxfp4A8: unpack_e2m1_rows<BlockMxfp4>(m, out); break;
+    case StorageFormat::Mxfp4A8: unpack_e2m1_rows<BlockMxfp4x4>(m, out); break;
     case StorageFormat::Nvfp4:
     case StorageFormat::Nvfp4A8: unpack_e2m1_rows<BlockNvfp4x8>(m, out); break;
   }

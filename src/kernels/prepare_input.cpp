@@ -138,6 +138,17 @@ int code_offset(StorageFormat f) {
   }
 }
 
+// Each 128 columns in the order of an E2M1 struct's codes (activation_position).
+template <class Block>
+void to_code_order(std::vector<int8_t>& xq) {
+  static_assert(PackedMatrix::kColumnAlign % Block::kElements == 0);
+  int8_t natural[Block::kElements];
+  for (size_t c0 = 0; c0 < xq.size(); c0 += Block::kElements) {
+    std::memcpy(natural, xq.data() + c0, sizeof natural);
+    for (int i = 0; i < Block::kElements; ++i) xq[c0 + activation_position<Block>(i)] = natural[i];
+  }
+}
+
 }  // namespace
 
 void prepare_input(const PackedMatrix& w, const float* x, int batch, PreparedInput& in) {
@@ -154,14 +165,8 @@ void prepare_input(const PackedMatrix& w, const float* x, int batch, PreparedInp
   for (int b = 0; b < batch; ++b)
     in.x_scale[b] = quantize_activations_int8({x + b * cols, static_cast<size_t>(cols)},
                                               {in.xq.data() + b * K, static_cast<size_t>(K)});
-  if (w.format() == StorageFormat::Nvfp4A8) {  // each 128 columns in the codes' order (BlockNvfp4x8)
-    int8_t natural[BlockNvfp4x8::kElements];
-    for (int64_t c0 = 0; c0 < batch * K; c0 += BlockNvfp4x8::kElements) {
-      int8_t* q = in.xq.data() + c0;
-      std::memcpy(natural, q, sizeof natural);
-      for (int i = 0; i < BlockNvfp4x8::kElements; ++i) q[activation_position<BlockNvfp4x8>(i)] = natural[i];
-    }
-  }
+  if (w.format() == StorageFormat::Mxfp4A8) to_code_order<BlockMxfp4x4>(in.xq);
+  if (w.format() == StorageFormat::Nvfp4A8) to_code_order<BlockNvfp4x8>(in.xq);
   const int offset = code_offset(w.format());
   if (w.format() != StorageFormat::Int2Lut) {
     in.quad_correction.resize(static_cast<size_t>(batch * K / 4));

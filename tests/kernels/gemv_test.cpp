@@ -155,7 +155,7 @@ TEST(Gemv, AllKernelsMatchTheReference) {
 // Every block scale code, on every instruction set: pack() writes only positive finite scales, but a
 // packed matrix may hold any byte, and the kernels must read it as the reference does (NaN codes
 // give NaN rows, negative E4M3 scales negative products). Row r's block r % 3 (MXFP4) or r % 6
-// (NVFP4, whose structs hold 8 blocks) takes code r (NVFP4: all 256; MXFP4: 2^-20..2^20 and the NaN
+// (NVFP4) takes code r (NVFP4: all 256; MXFP4: 2^-20..2^20 and the NaN
 // code 255, where no product overflows).
 TEST(Gemv, E2m1KernelsReadEveryScaleCode) {
   for (const std::string& isa : available_kernel_isas()) {
@@ -171,7 +171,7 @@ TEST(Gemv, E2m1KernelsReadEveryScaleCode) {
         std::byte* row = w.data() + r * w.row_bytes();
         const uint8_t code = static_cast<uint8_t>(codes[r]);
         if (nv) reinterpret_cast<BlockNvfp4x8*>(row)->scale_e4m3[r % 6] = code;
-        else reinterpret_cast<BlockMxfp4*>(row)[r % 3].scale_e8m0 = code;
+        else reinterpret_cast<BlockMxfp4x4*>(row)->scale_e8m0[r % 3] = code;
       }
       const int batch = 2;
       const std::vector<float> x = test::random_activations(batch * cols, 12);
@@ -187,6 +187,31 @@ TEST(Gemv, E2m1KernelsReadEveryScaleCode) {
           for (int64_t k = 0; k < cols; ++k) magnitude += std::fabs(static_cast<double>(weights[r * cols + k]) * x[b * cols + k]);
           ASSERT_NEAR(got[i], want[i], 4e-6 * magnitude + 1e-30) << what;
         }
+    }
+  }
+}
+
+// The smallest E8M0 scales, 2^-127 (code 0, a float32 subnormal) .. 2^-125, under activations of
+// about 2^100, so that the products are normal floats and the tolerance is relative.
+TEST(Gemv, Mxfp4KernelsReadTheSubnormalScale) {
+  for (const std::string& isa : available_kernel_isas()) {
+    IsaGuard guard(isa);
+    for (StorageFormat f : {StorageFormat::Mxfp4, StorageFormat::Mxfp4A8}) {
+      const int64_t rows = 3, cols = 128;
+      PackedMatrix w = pack(test::random_weights(rows * cols, 13), rows, cols, f);
+      for (int64_t r = 0; r < rows; ++r)
+        for (uint8_t& code : reinterpret_cast<BlockMxfp4x4*>(w.data() + r * w.row_bytes())->scale_e8m0)
+          code = static_cast<uint8_t>(r);
+      std::vector<float> x = test::random_activations(cols, 14);
+      for (float& v : x) v = std::ldexp(v, 100);
+      const std::vector<float> want = reference(w, x, 1), got = run(w, x, 1, 1);
+      const std::vector<float> weights = unpack(w);
+      for (int64_t r = 0; r < rows; ++r) {
+        double magnitude = 0;
+        for (int64_t k = 0; k < cols; ++k) magnitude += std::fabs(static_cast<double>(weights[r * cols + k]) * x[k]);
+        ASSERT_GT(magnitude, 1e-20) << isa << " " << to_string(f) << " row " << r;
+        ASSERT_NEAR(got[r], want[r], 4e-6 * magnitude) << isa << " " << to_string(f) << " scale code " << r;
+      }
     }
   }
 }

@@ -55,22 +55,24 @@ struct BlockInt2 {
 };
 static_assert(sizeof(BlockInt2) == 12);
 
-// OCP MXFP4: 32 E2M1 codes and one E8M0 scale 2^(scale_e8m0 - 127): byte j holds code j (low
-// nibble) and code j + 16 (high nibble).
-struct BlockMxfp4 {
-  static constexpr int kElements = 32;
-  uint8_t scale_e8m0;
-  uint8_t codes[16];
+// The E2M1 formats store 128 weights per struct, their blocks' codes before their scales: with
+// blocks of n codes, byte n/2 k + j holds code j of block k (low nibble) and code j + n/2 (high
+// nibble). One shift and one mask then split the 64 code bytes into 128 codes, and one load
+// fetches the scales. The int8-activation kernels take each 128 columns' activations in the order of
+// the codes (the low nibbles of bytes 0..63, then the high nibbles), so every group of 4 bytes they
+// multiply belongs to one block.
+
+// OCP MXFP4: blocks of 32 E2M1 codes, each with one E8M0 scale 2^(scale_e8m0[k] - 127).
+struct BlockMxfp4x4 {
+  static constexpr int kElements = 128;
+  static constexpr int kBlockElements = 32;  // weights per scale
+  uint8_t codes[64];
+  uint8_t scale_e8m0[4];
 };
-static_assert(sizeof(BlockMxfp4) == 17);
+static_assert(sizeof(BlockMxfp4x4) == 68);
 
 // NVFP4: blocks of 16 E2M1 codes, each with one E4M3 (fn) scale; the matrix has a float32 tensor
-// scale on top: w = e2m1 * (e4m3 * tensor_scale). Stored 8 blocks (128 weights) at a time, the codes
-// before the scales: byte 8 k + j holds code j of block k (low nibble) and code j + 8 (high nibble),
-// and scale_e4m3[k] is block k's scale. One shift and one mask then split 64 code bytes into 128
-// codes, and one 8-byte load fetches 8 scales. The int8-activation kernels take each 128 columns'
-// activations in the order of the codes (the low nibbles of bytes 0..63, then the high nibbles), so
-// every group of 4 bytes they multiply belongs to one block.
+// scale on top: w = e2m1 * (e4m3 * tensor_scale).
 struct BlockNvfp4x8 {
   static constexpr int kElements = 128;
   static constexpr int kBlockElements = 16;  // weights per scale

@@ -19,9 +19,9 @@ enum class StorageFormat : uint8_t {
   Int3,      // BlockInt3 (group 32)
   Int2,      // BlockInt2 (group 32), int8 x int2 dot-product kernels
   Int2Lut,   // TileInt2Lut: the same int2 values, laid out for the lookup-table kernel
-  Mxfp4,     // BlockMxfp4 (lowbit's "mxfp4")
+  Mxfp4,     // BlockMxfp4x4 (lowbit's "mxfp4")
   Nvfp4,     // BlockNvfp4x8 (lowbit's "nvfp4")
-  Mxfp4A8,   // BlockMxfp4 weights, run on int8 activations (integer dot products, as int4)
+  Mxfp4A8,   // BlockMxfp4x4 weights, run on int8 activations (integer dot products, as int4)
   Nvfp4A8,   // BlockNvfp4x8 weights, run on int8 activations
 };
 inline constexpr StorageFormat kAllStorageFormats[] = {
