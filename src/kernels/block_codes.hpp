@@ -9,7 +9,7 @@
 namespace lowbit::kernels::detail {
 
 inline int code(const BlockInt8& b, int i) { return b.q[i]; }
-inline int code(const BlockInt4G32& b, int i) { return ((b.codes[i % 16] >> (4 * (i / 16))) & 15) - 8; }
+
 inline int code(const BlockInt4G128& b, int i) {
   const int half = i / 64, j = i % 64;
   return ((b.codes[32 * half + j % 32] >> (4 * (j / 32))) & 15) - 8;
@@ -20,19 +20,27 @@ inline int code(const BlockInt3& b, int i) {
   return (low | high << 2) - 4;
 }
 inline int code(const BlockInt2& b, int i) { return ((b.codes[i % 8] >> (2 * (i / 8))) & 3) - 2; }
-// E2M1 structs (blocks.hpp): element i = n k + j is code j of block k.
+// Structs of several 4-bit blocks (blocks.hpp: BlockInt4G32x4 and the E2M1 ones): element i = n k + j
+// is code j of block k, in nibble nibble_shift(i) / 4 of byte nibble_byte(i).
 template <class Block>
-constexpr int e2m1_code_byte(int i) {
+concept SeveralBlocks = requires { Block::kBlockElements; };
+template <SeveralBlocks Block>
+constexpr int nibble_byte(int i) {
   constexpr int half = Block::kBlockElements / 2;
   return half * (i / Block::kBlockElements) + i % half;
 }
-template <class Block>
-constexpr int e2m1_code_shift(int i) {
+template <SeveralBlocks Block>
+constexpr int nibble_shift(int i) {
   constexpr int half = Block::kBlockElements / 2;
   return 4 * (i % Block::kBlockElements / half);
 }
-inline int code(const BlockMxfp4x4& b, int i) { return (b.codes[e2m1_code_byte<BlockMxfp4x4>(i)] >> e2m1_code_shift<BlockMxfp4x4>(i)) & 15; }
-inline int code(const BlockNvfp4x8& b, int i) { return (b.codes[e2m1_code_byte<BlockNvfp4x8>(i)] >> e2m1_code_shift<BlockNvfp4x8>(i)) & 15; }
+template <SeveralBlocks Block>
+int nibble(const Block& b, int i) {
+  return (b.codes[nibble_byte<Block>(i)] >> nibble_shift<Block>(i)) & 15;
+}
+inline int code(const BlockInt4G32x4& b, int i) { return nibble(b, i) - 8; }
+inline int code(const BlockMxfp4x4& b, int i) { return nibble(b, i); }
+inline int code(const BlockNvfp4x8& b, int i) { return nibble(b, i); }
 // Row r (0..63) of a tile, column i (0..31): the int2 value.
 inline int code(const TileInt2Lut& t, int r, int i) {
   int u = 0;
@@ -45,7 +53,7 @@ inline int code(const TileInt2Lut& t, int r, int i) {
 
 // Stores value q (integer formats) or code c (E2M1) at element i of a zero-initialized block.
 inline void set_code(BlockInt8& b, int i, int q) { b.q[i] = static_cast<int8_t>(q); }
-inline void set_code(BlockInt4G32& b, int i, int q) { b.codes[i % 16] |= static_cast<uint8_t>((q + 8) << (4 * (i / 16))); }
+
 inline void set_code(BlockInt4G128& b, int i, int q) {
   const int half = i / 64, j = i % 64;
   b.codes[32 * half + j % 32] |= static_cast<uint8_t>((q + 8) << (4 * (j / 32)));
@@ -56,11 +64,13 @@ inline void set_code(BlockInt3& b, int i, int q) {
   b.high_bits[i / 8] |= static_cast<uint8_t>((u >> 2) << (i % 8));
 }
 inline void set_code(BlockInt2& b, int i, int q) { b.codes[i % 8] |= static_cast<uint8_t>((q + 2) << (2 * (i / 8))); }
-template <class Block>
-  requires requires { Block::kBlockElements; }
-void set_code(Block& b, int i, int c) {
-  b.codes[e2m1_code_byte<Block>(i)] |= static_cast<uint8_t>(c << e2m1_code_shift<Block>(i));
+template <SeveralBlocks Block>
+void set_nibble(Block& b, int i, int c) {
+  b.codes[nibble_byte<Block>(i)] |= static_cast<uint8_t>(c << nibble_shift<Block>(i));
 }
+inline void set_code(BlockInt4G32x4& b, int i, int q) { set_nibble(b, i, q + 8); }
+inline void set_code(BlockMxfp4x4& b, int i, int c) { set_nibble(b, i, c); }
+inline void set_code(BlockNvfp4x8& b, int i, int c) { set_nibble(b, i, c); }
 inline void set_code(TileInt2Lut& t, int r, int i, int q) {
   const int u = q + 2;
   for (int p = 0; p < 2; ++p)
@@ -68,7 +78,6 @@ inline void set_code(TileInt2Lut& t, int r, int i, int q) {
 }
 
 inline float block_scale(const BlockInt8& b) { return b.scale; }
-inline float block_scale(const BlockInt4G32& b) { return b.scale; }
 inline float block_scale(const BlockInt4G128& b) { return b.scale; }
 inline float block_scale(const BlockInt3& b) { return b.scale; }
 inline float block_scale(const BlockInt2& b) { return b.scale; }
@@ -88,29 +97,35 @@ static_assert([] {
   return true;
 }());
 
-// Weights per scale: a struct's elements, except for the E2M1 structs, which hold several blocks.
+// Weights per scale: a struct's elements, except where it holds several blocks.
 template <class Block>
 inline constexpr int kScaleElements = Block::kElements;
-template <class Block>
-  requires requires { Block::kBlockElements; }
+template <SeveralBlocks Block>
 inline constexpr int kScaleElements<Block> = Block::kBlockElements;
 
-// The scale of element i of a struct, and setting the scale code of element i's block.
+// The scale of element i of a struct, and setting the scale (integer formats) or scale code (E2M1
+// formats) of element i's block.
 template <class Block>
 float block_scale(const Block& b, int /*i*/) {
   return block_scale(b);
 }
+inline float block_scale(const BlockInt4G32x4& b, int i) { return b.scale[i / 32]; }
+template <class Block>
+void set_scale(Block& b, int /*i*/, float s) {
+  b.scale = s;
+}
+inline void set_scale(BlockInt4G32x4& b, int i, float s) { b.scale[i / 32] = s; }
 inline float block_scale(const BlockMxfp4x4& b, int i) { return e8m0_values()[b.scale_e8m0[i / 32]]; }
 inline float block_scale(const BlockNvfp4x8& b, int i) { return e4m3_values()[b.scale_e4m3[i / 16]]; }
 inline void set_scale_code(BlockMxfp4x4& b, int i, int c) { b.scale_e8m0[i / 32] = static_cast<uint8_t>(c); }
 inline void set_scale_code(BlockNvfp4x8& b, int i, int c) { b.scale_e4m3[i / 16] = static_cast<uint8_t>(c); }
 
-// Where the int8-activation kernels find element i's activation among its struct's columns: the E2M1
-// structs take them in code order (blocks.hpp), every other format in natural order.
+// Where the int8-activation kernels find element i's activation among its struct's columns: structs
+// of several blocks take them in code order (blocks.hpp), every other format in natural order.
 template <class Block>
 constexpr int activation_position(int i) {
-  if constexpr (requires { Block::kBlockElements; })
-    return 64 * (e2m1_code_shift<Block>(i) / 4) + e2m1_code_byte<Block>(i);
+  if constexpr (SeveralBlocks<Block>)
+    return 64 * (nibble_shift<Block>(i) / 4) + nibble_byte<Block>(i);
   else
     return i;
 }

@@ -44,13 +44,6 @@ inline __m256i int2_block(const uint8_t* codes) {
   return _mm256_and_si256(_mm256_srlv_epi64(spread, _mm256_set_epi64x(6, 4, 2, 0)), _mm256_set1_epi8(3));
 }
 
-// One block's 16 code bytes (byte j: element j in the low nibble, j + 16 in the high one) -> its 32
-// nibbles as bytes, elements in order (int4 g32 and MXFP4).
-inline __m256i nibbles(const uint8_t* codes) {
-  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes));
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
-}
-
 // Decoders: codes of the 32 elements of chunk c of a row, and the scale of each int32 lane of the
 // dot product (lane k: elements 4 k..4 k + 3). kSigned: the codes are q itself (int8), else
 // u = q + offset.
@@ -63,12 +56,22 @@ struct Int8Decoder {
   }
 };
 
+// Chunk c is quarter t = c % 4 of a struct of 4-bit blocks (blocks.hpp): the low (t < 2) or high
+// nibbles of code bytes 32 (t % 2) .. + 31.
+inline __m256i nibble_quarter(const uint8_t* codes, int t) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 32 * (t % 2)));
+  return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(4 * (t / 2))), _mm256_set1_epi8(0x0F));
+}
+
+// int4 g32 and MXFP4: quarter t holds blocks 2 (t % 2) and + 1, int32 lane l block 2 (t % 2) + l / 4.
 struct Int4G32Decoder {
-  using Block = BlockInt4G32;
+  using Block = BlockInt4G32x4;
   static constexpr bool kSigned = false;
   static __m256i load(const Block* row, int64_t c, __m256& s) {
-    s = _mm256_set1_ps(row[c].scale);
-    return nibbles(row[c].codes);
+    const Block& b = row[c / 4];
+    const int t = static_cast<int>(c % 4);
+    s = _mm256_set_m128(_mm_set1_ps(b.scale[2 * (t % 2) + 1]), _mm_set1_ps(b.scale[2 * (t % 2)]));
+    return nibble_quarter(b.codes, t);
   }
 };
 
@@ -115,14 +118,6 @@ inline __m256i e2m1_twice_offset(__m256i nibbles) {
   return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(table), nibbles);
 }
 
-// Chunk c is quarter t = c % 4 of an E2M1 struct (blocks.hpp): the low (t < 2) or high nibbles of
-// code bytes 32 (t % 2) .. + 31. MXFP4: they hold blocks 2 (t % 2) and + 1, int32 lane l block
-// 2 (t % 2) + l / 4.
-inline __m256i e2m1_quarter(const uint8_t* codes, int t) {
-  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 32 * (t % 2)));
-  return e2m1_twice_offset(_mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(4 * (t / 2))), _mm256_set1_epi8(0x0F)));
-}
-
 struct Mxfp4A8Decoder {
   using Block = BlockMxfp4x4;
   static constexpr bool kSigned = false;
@@ -133,7 +128,7 @@ struct Mxfp4A8Decoder {
     const int t = static_cast<int>(c % 4);
     const uint8_t* codes = b.scale_e8m0 + 2 * (t % 2);
     s = _mm256_set_m128(_mm_set1_ps(scales[codes[1]]), _mm_set1_ps(scales[codes[0]]));
-    return e2m1_quarter(b.codes, t);
+    return e2m1_twice_offset(nibble_quarter(b.codes, t));
   }
 };
 
@@ -157,7 +152,7 @@ struct Nvfp4A8Decoder {
     const int t = static_cast<int>(c % 4);
     const __m128i scale_codes = _mm_cvtsi32_si128(static_cast<int>(load_u32(b.scale_e4m3 + 4 * (t % 2))));
     s = e4m3_decode(_mm256_cvtepi8_epi32(_mm_unpacklo_epi8(scale_codes, scale_codes)));
-    return e2m1_quarter(b.codes, t);
+    return e2m1_twice_offset(nibble_quarter(b.codes, t));
   }
 };
 

@@ -47,14 +47,13 @@ inline __m512i int2_pair(const uint8_t* c0, const uint8_t* c1) {
   return _mm512_and_si512(_mm512_srlv_epi64(spread, _mm512_set_epi64(6, 4, 2, 0, 6, 4, 2, 0)), _mm512_set1_epi8(3));
 }
 
-// Two blocks' 16 code bytes (byte j: element j in the low nibble, j + 16 in the high one) -> their
-// 64 nibbles as bytes, elements in order (int4 g32 and MXFP4).
-inline __m512i nibble_pair(const uint8_t* c0, const uint8_t* c1) {
-  const __m256i b0 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c0)));
-  const __m256i b1 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c1)));
-  __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1);  // 128-bit lanes: b0 b0 b1 b1
-  raw = _mm512_mask_srli_epi16(raw, 0xFF00FF00u, raw, 4);                // lanes 1, 3: the high nibbles
-  return _mm512_and_si512(raw, _mm512_set1_epi8(0x0F));
+// The 64 code bytes of a struct of 4-bit blocks (blocks.hpp) -> their low nibbles, then their high
+// nibbles, as bytes: the activations come in that order.
+inline void nibble_halves(const uint8_t* codes, __m512i* u) {
+  const __m512i v = _mm512_loadu_si512(codes);
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  u[0] = _mm512_and_si512(v, nibble);
+  u[1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
 }
 
 // Each decoder gives the unsigned codes of the kChunks x 64 elements of group g of a row (64 per
@@ -72,13 +71,16 @@ struct Int8Decoder {
   }
 };
 
+// A BlockInt4G32x4 (4 blocks, 128 weights) per group: int32 lanes 4 k..4 k + 3 of both vectors hold
+// block k, so they share one scale vector: the 4 scales each 4 times.
 struct Int4G32Decoder {
-  using Block = BlockInt4G32;
-  static constexpr int kChunks = 1;
+  using Block = BlockInt4G32x4;
+  static constexpr int kChunks = 2;
   static void load(const Block* row, int64_t g, __m512i* u, __m512& s) {
-    const Block* b = row + 2 * g;
-    u[0] = nibble_pair(b[0].codes, b[1].codes);
-    s = pair_scales(b[0].scale, b[1].scale);
+    const Block& b = row[g];
+    nibble_halves(b.codes, u);
+    const __m512i each_four_times = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    s = _mm512_permutexvar_ps(each_four_times, _mm512_castps128_ps512(_mm_loadu_ps(b.scale)));
   }
 };
 
@@ -123,13 +125,11 @@ inline __m512i e2m1_twice_offset(__m512i nibbles) {
   return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(table), nibbles);
 }
 
-// The 64 code bytes of an E2M1 struct (blocks.hpp) -> u of their low nibbles, then of their high
-// nibbles: the activations come in that order.
+// The 64 code bytes of an E2M1 struct -> u of their low nibbles, then of their high nibbles.
 inline void e2m1_struct_codes(const uint8_t* codes, __m512i* u) {
-  const __m512i v = _mm512_loadu_si512(codes);
-  const __m512i nibble = _mm512_set1_epi8(0x0F);
-  u[0] = e2m1_twice_offset(_mm512_and_si512(v, nibble));
-  u[1] = e2m1_twice_offset(_mm512_and_si512(_mm512_srli_epi16(v, 4), nibble));
+  nibble_halves(codes, u);
+  u[0] = e2m1_twice_offset(u[0]);
+  u[1] = e2m1_twice_offset(u[1]);
 }
 
 // E8M0 codes as int32 -> 2^(code - 127): the code in float's exponent field; code 0 is the

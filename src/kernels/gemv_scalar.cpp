@@ -111,7 +111,7 @@ void e2m1_rows(const KernelArgs& a) {
 const KernelSet& scalar_kernels() {
   static const KernelSet set{f32_rows,
                              integer_rows<BlockInt8>,
-                             integer_rows<BlockInt4G32>,
+                             integer_rows<BlockInt4G32x4>,
                              integer_rows<BlockInt4G128>,
                              integer_rows<BlockInt3>,
                              integer_rows<BlockInt2>,

@@ -16,8 +16,8 @@ struct PreparedInput {
   int64_t padded_cols = 0;
   // Float formats: batch x padded_cols.
   std::vector<float> xf;
-  // Integer formats: q = round(x / x_scale) in -127..127, batch x padded_cols; Nvfp4A8 has each 128
-  // columns in its codes' order (activation_position in block_codes.hpp).
+  // Integer formats: q = round(x / x_scale) in -127..127, batch x padded_cols; Int4G32, Mxfp4A8 and
+  // Nvfp4A8 have each 128 columns in their codes' order (activation_position in block_codes.hpp).
   std::vector<int8_t> xq;
   std::vector<float> x_scale;
   // Dot-product kernels read weights as unsigned codes u = q + offset (E2M1 formats: q = 2 x the

@@ -30,7 +30,7 @@ struct FormatInfo {
 constexpr FormatInfo kInfo[] = {
     {StorageFormat::F32, "f32", 1, 1, sizeof(float), 0, false},
     {StorageFormat::Int8, "int8", BlockInt8::kElements, BlockInt8::kElements, sizeof(BlockInt8), 8, true},
-    {StorageFormat::Int4G32, "int4g32", BlockInt4G32::kElements, BlockInt4G32::kElements, sizeof(BlockInt4G32), 4, true},
+    {StorageFormat::Int4G32, "int4g32", BlockInt4G32x4::kBlockElements, BlockInt4G32x4::kElements, sizeof(BlockInt4G32x4), 4, true},
     {StorageFormat::Int4G128, "int4g128", BlockInt4G128::kElements, BlockInt4G128::kElements, sizeof(BlockInt4G128), 4, true},
     {StorageFormat::Int3, "int3", BlockInt3::kElements, BlockInt3::kElements, sizeof(BlockInt3), 3, true},
     {StorageFormat::Int2, "int2", BlockInt2::kElements, BlockInt2::kElements, sizeof(BlockInt2), 2, true},
@@ -76,19 +76,19 @@ IntegerQuantized quantize_integers(std::span<const float> w, int64_t rows, int64
 
 template <class Block>
 void pack_integer_rows(PackedMatrix& m, std::span<const float> w) {
-  const IntegerQuantized iq = quantize_integers(w, m.rows(), m.cols(), info(m.format()).bits, Block::kElements);
+  constexpr int n = detail::kScaleElements<Block>;
+  const IntegerQuantized iq = quantize_integers(w, m.rows(), m.cols(), info(m.format()).bits, n);
   for (int64_t r = 0; r < m.rows(); ++r) {
     Block* blocks = m.row<Block>(r);
-    for (int64_t g = 0; g < iq.groups; ++g) {
-      Block& b = blocks[g];
-      b.scale = iq.scale[static_cast<size_t>(r * iq.groups + g)];
-      for (int i = 0; i < Block::kElements; ++i) {
-        const int64_t c = g * Block::kElements + i;
-        detail::set_code(b, i, c < m.cols() ? iq.q[static_cast<size_t>(r * m.cols() + c)] : 0);
+    for (int64_t g = 0; g < m.padded_cols() / n; ++g) {  // padding: scale 0, codes of q = 0
+      Block& b = blocks[g * n / Block::kElements];
+      const int first = static_cast<int>(g * n % Block::kElements);  // of the block, in its struct
+      if (g < iq.groups) detail::set_scale(b, first, iq.scale[static_cast<size_t>(r * iq.groups + g)]);
+      for (int i = 0; i < n; ++i) {
+        const int64_t c = g * n + i;
+        detail::set_code(b, first + i, c < m.cols() ? iq.q[static_cast<size_t>(r * m.cols() + c)] : 0);
       }
     }
-    for (int64_t g = iq.groups; g < m.padded_cols() / Block::kElements; ++g)
-      for (int i = 0; i < Block::kElements; ++i) detail::set_code(blocks[g], i, 0);
   }
 }
 
@@ -217,7 +217,7 @@ PackedMatrix pack(std::span<const float> w, int64_t rows, int64_t cols, StorageF
       for (int64_t r = 0; r < rows; ++r) std::memcpy(m.row<float>(r), w.data() + r * cols, sizeof(float) * cols);
       break;
     case StorageFormat::Int8: pack_integer_rows<BlockInt8>(m, w); break;
-    case StorageFormat::Int4G32: pack_integer_rows<BlockInt4G32>(m, w); break;
+    case StorageFormat::Int4G32: pack_integer_rows<BlockInt4G32x4>(m, w); break;
     case StorageFormat::Int4G128: pack_integer_rows<BlockInt4G128>(m, w); break;
     case StorageFormat::Int3: pack_integer_rows<BlockInt3>(m, w); break;
     case StorageFormat::Int2: pack_integer_rows<BlockInt2>(m, w); break;
@@ -238,8 +238,8 @@ void unpack_integer_rows(const PackedMatrix& m, std::vector<float>& out) {
     const Block* blocks = m.row<Block>(r);
     for (int64_t c = 0; c < m.cols(); ++c) {
       const Block& b = blocks[c / Block::kElements];
-      out[static_cast<size_t>(r * m.cols() + c)] =
-          static_cast<float>(detail::code(b, static_cast<int>(c % Block::kElements))) * b.scale;
+      const int i = static_cast<int>(c % Block::kElements);
+      out[static_cast<size_t>(r * m.cols() + c)] = static_cast<float>(detail::code(b, i)) * detail::block_scale(b, i);
     }
   }
 }
@@ -268,7 +268,7 @@ std::vector<float> unpack(const PackedMatrix& m) {
       for (int64_t r = 0; r < m.rows(); ++r) std::memcpy(out.data() + r * m.cols(), m.row<float>(r), sizeof(float) * m.cols());
       break;
     case StorageFormat::Int8: unpack_integer_rows<BlockInt8>(m, out); break;
-    case StorageFormat::Int4G32: unpack_integer_rows<BlockInt4G32>(m, out); break;
+    case StorageFormat::Int4G32: unpack_integer_rows<BlockInt4G32x4>(m, out); break;
     case StorageFormat::Int4G128: unpack_integer_rows<BlockInt4G128>(m, out); break;
     case StorageFormat::Int3: unpack_integer_rows<BlockInt3>(m, out); break;
     case StorageFormat::Int2: unpack_integer_rows<BlockInt2>(m, out); break;

@@ -138,7 +138,7 @@ int code_offset(StorageFormat f) {
   }
 }
 
-// Each 128 columns in the order of an E2M1 struct's codes (activation_position).
+// Each 128 columns in the order of a multi-block struct's codes (activation_position).
 template <class Block>
 void to_code_order(std::vector<int8_t>& xq) {
   static_assert(PackedMatrix::kColumnAlign % Block::kElements == 0);
@@ -165,6 +165,7 @@ void prepare_input(const PackedMatrix& w, const float* x, int batch, PreparedInp
   for (int b = 0; b < batch; ++b)
     in.x_scale[b] = quantize_activations_int8({x + b * cols, static_cast<size_t>(cols)},
                                               {in.xq.data() + b * K, static_cast<size_t>(K)});
+  if (w.format() == StorageFormat::Int4G32) to_code_order<BlockInt4G32x4>(in.xq);
   if (w.format() == StorageFormat::Mxfp4A8) to_code_order<BlockMxfp4x4>(in.xq);
   if (w.format() == StorageFormat::Nvfp4A8) to_code_order<BlockNvfp4x8>(in.xq);
   const int offset = code_offset(w.format());

@@ -90,8 +90,8 @@ TEST(Pack, TablesAgreeWithTheFormatLibrary) {
 TEST(Pack, SizesAndPadding) {
   const PackedMatrix m(StorageFormat::Int4G32, 3, 130);
   EXPECT_EQ(m.padded_cols(), 256);
-  EXPECT_EQ(m.row_bytes(), 8 * sizeof(BlockInt4G32));
-  EXPECT_EQ(m.size_bytes(), 3 * 8 * sizeof(BlockInt4G32));
+  EXPECT_EQ(m.row_bytes(), 2 * sizeof(BlockInt4G32x4));
+  EXPECT_EQ(m.size_bytes(), 3 * 2 * sizeof(BlockInt4G32x4));
   const PackedMatrix lut(StorageFormat::Int2Lut, 65, 32);
   EXPECT_EQ(lut.padded_rows(), 128);
   EXPECT_EQ(lut.size_bytes(), 2 * 4 * sizeof(TileInt2Lut));

@@ -19,14 +19,16 @@ struct BlockInt8 {
 };
 static_assert(sizeof(BlockInt8) == 36);
 
-// 32 int4 weights: byte j holds element j (low nibble) and element j + 16 (high nibble), each as
-// u = q + 8.
-struct BlockInt4G32 {
-  static constexpr int kElements = 32;
-  float scale;
-  uint8_t codes[16];
+// int4 with a float32 scale per 32 weights, stored 4 blocks (128 weights) at a time, the codes
+// before the scales as the E2M1 structs below lay them out: byte 16 k + j holds element j of block k
+// (low nibble) and element j + 16 (high nibble), each as u = q + 8; scale[k] is block k's scale.
+struct BlockInt4G32x4 {
+  static constexpr int kElements = 128;
+  static constexpr int kBlockElements = 32;  // weights per scale
+  uint8_t codes[64];
+  float scale[4];
 };
-static_assert(sizeof(BlockInt4G32) == 20);
+static_assert(sizeof(BlockInt4G32x4) == 80);
 
 // 128 int4 weights with one scale: byte 32 h + j (h = 0, 1) holds element 64 h + j (low nibble) and
 // element 64 h + 32 + j (high nibble), each as u = q + 8.
@@ -55,8 +57,8 @@ struct BlockInt2 {
 };
 static_assert(sizeof(BlockInt2) == 12);
 
-// The E2M1 formats store 128 weights per struct, their blocks' codes before their scales: with
-// blocks of n codes, byte n/2 k + j holds code j of block k (low nibble) and code j + n/2 (high
+// The E2M1 formats (and int4 g32 above) store 128 weights per struct, their blocks' codes before their
+// scales: with blocks of n codes, byte n/2 k + j holds code j of block k (low nibble) and code j + n/2 (high
 // nibble). One shift and one mask then split the 64 code bytes into 128 codes, and one load
 // fetches the scales. The int8-activation kernels take each 128 columns' activations in the order of
 // the codes (the low nibbles of bytes 0..63, then the high nibbles), so every group of 4 bytes they
