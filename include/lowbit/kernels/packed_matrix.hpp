@@ -14,7 +14,7 @@ namespace lowbit::kernels {
 enum class StorageFormat : uint8_t {
   F32,       // plain float32 rows
   Int8,      // BlockInt8: int8 per group of 32, float32 scale (symmetric, min-max)
-  Int4G32,   // BlockInt4G32
+  Int4G32,   // BlockInt4G32x4
   Int4G128,  // BlockInt4G128
   Int3,      // BlockInt3 (group 32)
   Int2,      // BlockInt2 (group 32), int8 x int2 dot-product kernels
