@@ -9,7 +9,6 @@
 namespace lowbit::kernels::detail {
 
 inline int code(const BlockInt8& b, int i) { return b.q[i]; }
-
 inline int code(const BlockInt4G128& b, int i) {
   const int half = i / 64, j = i % 64;
   return ((b.codes[32 * half + j % 32] >> (4 * (j / 32))) & 15) - 8;
@@ -53,7 +52,6 @@ inline int code(const TileInt2Lut& t, int r, int i) {
 
 // Stores value q (integer formats) or code c (E2M1) at element i of a zero-initialized block.
 inline void set_code(BlockInt8& b, int i, int q) { b.q[i] = static_cast<int8_t>(q); }
-
 inline void set_code(BlockInt4G128& b, int i, int q) {
   const int half = i / 64, j = i % 64;
   b.codes[32 * half + j % 32] |= static_cast<uint8_t>((q + 8) << (4 * (j / 32)));
@@ -109,16 +107,20 @@ template <class Block>
 float block_scale(const Block& b, int /*i*/) {
   return block_scale(b);
 }
-inline float block_scale(const BlockInt4G32x4& b, int i) { return b.scale[i / 32]; }
+inline float block_scale(const BlockInt4G32x4& b, int i) { return b.scale[i / BlockInt4G32x4::kBlockElements]; }
 template <class Block>
 void set_scale(Block& b, int /*i*/, float s) {
   b.scale = s;
 }
-inline void set_scale(BlockInt4G32x4& b, int i, float s) { b.scale[i / 32] = s; }
-inline float block_scale(const BlockMxfp4x4& b, int i) { return e8m0_values()[b.scale_e8m0[i / 32]]; }
-inline float block_scale(const BlockNvfp4x8& b, int i) { return e4m3_values()[b.scale_e4m3[i / 16]]; }
-inline void set_scale_code(BlockMxfp4x4& b, int i, int c) { b.scale_e8m0[i / 32] = static_cast<uint8_t>(c); }
-inline void set_scale_code(BlockNvfp4x8& b, int i, int c) { b.scale_e4m3[i / 16] = static_cast<uint8_t>(c); }
+inline void set_scale(BlockInt4G32x4& b, int i, float s) { b.scale[i / BlockInt4G32x4::kBlockElements] = s; }
+inline float block_scale(const BlockMxfp4x4& b, int i) { return e8m0_values()[b.scale_e8m0[i / BlockMxfp4x4::kBlockElements]]; }
+inline float block_scale(const BlockNvfp4x8& b, int i) { return e4m3_values()[b.scale_e4m3[i / BlockNvfp4x8::kBlockElements]]; }
+inline void set_scale_code(BlockMxfp4x4& b, int i, int c) {
+  b.scale_e8m0[i / BlockMxfp4x4::kBlockElements] = static_cast<uint8_t>(c);
+}
+inline void set_scale_code(BlockNvfp4x8& b, int i, int c) {
+  b.scale_e4m3[i / BlockNvfp4x8::kBlockElements] = static_cast<uint8_t>(c);
+}
 
 // Where the int8-activation kernels find element i's activation among its struct's columns: structs
 // of several blocks take them in code order (blocks.hpp), every other format in natural order.

@@ -27,18 +27,23 @@ struct FormatInfo {
   bool int8_activations;
 };
 
+template <class Block>
+constexpr FormatInfo block_info(StorageFormat format, std::string_view name, int bits, bool int8_activations) {
+  return {format, name, detail::kScaleElements<Block>, Block::kElements, sizeof(Block), bits, int8_activations};
+}
+
 constexpr FormatInfo kInfo[] = {
     {StorageFormat::F32, "f32", 1, 1, sizeof(float), 0, false},
-    {StorageFormat::Int8, "int8", BlockInt8::kElements, BlockInt8::kElements, sizeof(BlockInt8), 8, true},
-    {StorageFormat::Int4G32, "int4g32", BlockInt4G32x4::kBlockElements, BlockInt4G32x4::kElements, sizeof(BlockInt4G32x4), 4, true},
-    {StorageFormat::Int4G128, "int4g128", BlockInt4G128::kElements, BlockInt4G128::kElements, sizeof(BlockInt4G128), 4, true},
-    {StorageFormat::Int3, "int3", BlockInt3::kElements, BlockInt3::kElements, sizeof(BlockInt3), 3, true},
-    {StorageFormat::Int2, "int2", BlockInt2::kElements, BlockInt2::kElements, sizeof(BlockInt2), 2, true},
-    {StorageFormat::Int2Lut, "int2lut", TileInt2Lut::kElements, TileInt2Lut::kElements, sizeof(TileInt2Lut), 2, true},
-    {StorageFormat::Mxfp4, "mxfp4", BlockMxfp4x4::kBlockElements, BlockMxfp4x4::kElements, sizeof(BlockMxfp4x4), 0, false},
-    {StorageFormat::Nvfp4, "nvfp4", BlockNvfp4x8::kBlockElements, BlockNvfp4x8::kElements, sizeof(BlockNvfp4x8), 0, false},
-    {StorageFormat::Mxfp4A8, "mxfp4a8", BlockMxfp4x4::kBlockElements, BlockMxfp4x4::kElements, sizeof(BlockMxfp4x4), 0, true},
-    {StorageFormat::Nvfp4A8, "nvfp4a8", BlockNvfp4x8::kBlockElements, BlockNvfp4x8::kElements, sizeof(BlockNvfp4x8), 0, true},
+    block_info<BlockInt8>(StorageFormat::Int8, "int8", 8, true),
+    block_info<BlockInt4G32x4>(StorageFormat::Int4G32, "int4g32", 4, true),
+    block_info<BlockInt4G128>(StorageFormat::Int4G128, "int4g128", 4, true),
+    block_info<BlockInt3>(StorageFormat::Int3, "int3", 3, true),
+    block_info<BlockInt2>(StorageFormat::Int2, "int2", 2, true),
+    block_info<TileInt2Lut>(StorageFormat::Int2Lut, "int2lut", 2, true),
+    block_info<BlockMxfp4x4>(StorageFormat::Mxfp4, "mxfp4", 0, false),
+    block_info<BlockNvfp4x8>(StorageFormat::Nvfp4, "nvfp4", 0, false),
+    block_info<BlockMxfp4x4>(StorageFormat::Mxfp4A8, "mxfp4a8", 0, true),
+    block_info<BlockNvfp4x8>(StorageFormat::Nvfp4A8, "nvfp4a8", 0, true),
 };
 
 const FormatInfo& info(StorageFormat f) {

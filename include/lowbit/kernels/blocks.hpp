@@ -57,12 +57,12 @@ struct BlockInt2 {
 };
 static_assert(sizeof(BlockInt2) == 12);
 
-// The E2M1 formats (and int4 g32 above) store 128 weights per struct, their blocks' codes before their
-// scales: with blocks of n codes, byte n/2 k + j holds code j of block k (low nibble) and code j + n/2 (high
-// nibble). One shift and one mask then split the 64 code bytes into 128 codes, and one load
-// fetches the scales. The int8-activation kernels take each 128 columns' activations in the order of
-// the codes (the low nibbles of bytes 0..63, then the high nibbles), so every group of 4 bytes they
-// multiply belongs to one block.
+// The E2M1 formats (and int4 g32 above) store 128 weights per struct, their blocks' codes before
+// their scales: with blocks of n codes, byte n/2 k + j holds code j of block k (low nibble) and code
+// j + n/2 (high nibble). One shift and one mask then split the 64 code bytes into 128 codes, and one
+// load fetches the scales. The int8-activation kernels take each 128 columns' activations in the
+// order of the codes (the low nibbles of bytes 0..63, then the high nibbles), so every group of 4
+// bytes they multiply belongs to one block.
 
 // OCP MXFP4: blocks of 32 E2M1 codes, each with one E8M0 scale 2^(scale_e8m0[k] - 127).
 struct BlockMxfp4x4 {
