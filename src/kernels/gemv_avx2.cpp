@@ -126,8 +126,8 @@ struct Mxfp4A8Decoder {
   __m256i load(const Block* row, int64_t c, __m256& s) const {
     const Block& b = row[c / 4];
     const int t = static_cast<int>(c % 4);
-    const uint8_t* codes = b.scale_e8m0 + 2 * (t % 2);
-    s = _mm256_set_m128(_mm_set1_ps(scales[codes[1]]), _mm_set1_ps(scales[codes[0]]));
+    const uint8_t* scale_codes = b.scale_e8m0 + 2 * (t % 2);
+    s = _mm256_set_m128(_mm_set1_ps(scales[scale_codes[1]]), _mm_set1_ps(scales[scale_codes[0]]));
     return e2m1_twice_offset(nibble_quarter(b.codes, t));
   }
 };
