@@ -155,8 +155,8 @@ TEST(Gemv, AllKernelsMatchTheReference) {
 // Every block scale code, on every instruction set: pack() writes only positive finite scales, but a
 // packed matrix may hold any byte, and the kernels must read it as the reference does (NaN codes
 // give NaN rows, negative E4M3 scales negative products). Row r's block r % 3 (MXFP4) or r % 6
-// (NVFP4) takes code r (NVFP4: all 256; MXFP4: 2^-20..2^20 and the NaN
-// code 255, where no product overflows).
+// (NVFP4) takes code r (NVFP4: all 256; MXFP4: 2^-20..2^20 and the NaN code 255, where no product
+// overflows).
 TEST(Gemv, E2m1KernelsReadEveryScaleCode) {
   for (const std::string& isa : available_kernel_isas()) {
     IsaGuard guard(isa);
