@@ -41,6 +41,10 @@ struct ElementPlan {
   Rounding rounding = Rounding::NearestEven;
   bool stochastic = false;
   uint32_t seed = 0;
+  // kFloat, stochastic, subnormals on, smallest step 2^(emin - M) >= 2^-125: round on the float32
+  // bit pattern (RoundStochasticOnBits).
+  bool stochastic_on_bits = false;
+  float min_step = 0;  // 2^(emin - M)
 };
 
 ElementPlan make_plan(const ScalarFormat& f, Rounding r, uint32_t seed);

@@ -29,18 +29,60 @@ using VI = hn::Vec<DI>;
 using VU = hn::Vec<DU>;
 using MF = hn::Mask<DF>;
 
-// 24 random bits per lane, identical to lowbit::stochastic_bits.
-HWY_INLINE VU StochasticBits(DU du, uint32_t seed, uint64_t index0) {
-  // index < 2^32 per span chunk is guaranteed by the caller splitting on 2^32 boundaries.
-  const VU idx = hn::Add(hn::Iota(du, 0u), hn::Set(du, static_cast<uint32_t>(index0)));
-  const uint32_t hi = static_cast<uint32_t>(index0 >> 32) * 0x9E3779B9u;
-  VU x = hn::Xor(idx, hn::Set(du, hi ^ (seed * 0x85EBCA6Bu)));
+// lowbit::stochastic_bits's hash before its final shift, xor `last` (0, or all ones for its
+// complement), from its first value: the element's index's low 32 bits xor StochasticKey.
+HWY_INLINE uint32_t StochasticKey(uint32_t seed, uint64_t index) {
+  return (static_cast<uint32_t>(index >> 32) * 0x9E3779B9u) ^ (seed * 0x85EBCA6Bu);
+}
+HWY_INLINE VU StochasticMix(DU du, VU x, VU last) {
   x = hn::Xor(x, hn::ShiftRight<16>(x));
   x = hn::Mul(x, hn::Set(du, 0x7FEB352Du));
   x = hn::Xor(x, hn::ShiftRight<15>(x));
   x = hn::Mul(x, hn::Set(du, 0x846CA68Bu));
-  x = hn::Xor(x, hn::ShiftRight<16>(x));
-  return hn::ShiftRight<8>(x);
+  return hn::Xor(hn::Xor(x, hn::ShiftRight<16>(x)), last);
+}
+
+// 24 random bits per lane, identical to lowbit::stochastic_bits.
+HWY_INLINE VU StochasticBits(DU du, uint32_t seed, uint64_t index0) {
+  // index < 2^32 per span chunk is guaranteed by the caller splitting on 2^32 boundaries.
+  const VU idx = hn::Add(hn::Iota(du, 0u), hn::Set(du, static_cast<uint32_t>(index0)));
+  return hn::ShiftRight<8>(StochasticMix(du, hn::Xor(idx, hn::Set(du, StochasticKey(seed, index0))), hn::Zero(du)));
+}
+
+// Stochastic rounding of magnitudes a (>= 0; inf / NaN lanes are the caller's) on the float32 bit
+// pattern, for a plan with stochastic_on_bits. The reference rounds up when frac > R / 2^24 (R the
+// element's 24 random bits), where frac = D / 2^k for the k bits D that the step discards from a.
+// With T = R >> (24 - k) that is D > T: D + (2^k - 1 - T) carries into bit k. So adding
+// 2^k - 1 - T = (2^24 - 1 - R) >> (24 - k) and clearing the k low bits rounds, and a carry into the
+// exponent field gives the next binade's value. k = 23 - M from 2^emin up and grows below it, up to
+// 23 at the smallest step; below that step the result is 0 or the step: a > R * step / 2^24.
+struct StochasticOnBits {
+  VI j_offset, j_max, eight;
+  VU ones24;
+  VF step, unit, step_less_unit;
+  explicit StochasticOnBits(const ElementPlan& p)
+      : j_offset(hn::Set(DI(), p.mantissa_bits + 1 - 127 - p.emin)),
+        j_max(hn::Set(DI(), p.mantissa_bits + 1)),
+        eight(hn::Set(DI(), 8)),
+        ones24(hn::Set(DU(), 0xFFFFFFu)),
+        step(hn::Set(DF(), p.min_step)),
+        unit(hn::Set(DF(), p.min_step * 0x1p-24f)),
+        step_less_unit(hn::Set(DF(), p.min_step - p.min_step * 0x1p-24f)) {}
+};
+// inverted: the complement of the element's hash (StochasticMix), whose top 24 bits are 2^24 - 1 - R.
+HWY_INLINE VF RoundStochasticOnBits(DF df, const StochasticOnBits& k, VF a, VU inverted) {
+  const DU du;
+  const DI di;
+  const VU bits = hn::BitCast(du, a);
+  // 24 - k = min(M + 1, exponent - emin + M + 1); lanes below the smallest step may go negative.
+  const VI j = hn::Min(hn::Add(hn::BitCast(di, hn::ShiftRight<23>(bits)), k.j_offset), k.j_max);
+  const VU add = inverted >> hn::BitCast(du, hn::Add(j, k.eight));  // (2^24 - 1 - R) >> (24 - k)
+  const VU low = k.ones24 >> hn::BitCast(du, j);                    // 2^k - 1
+  const VF rounded = hn::BitCast(df, hn::AndNot(low, hn::Add(bits, add)));
+  // R * step / 2^24 = (step - step / 2^24) - (2^24 - 1 - R) * step / 2^24, every term exact.
+  const VF complement = hn::ConvertTo(df, hn::BitCast(di, hn::ShiftRight<8>(inverted)));
+  const VF threshold = hn::NegMulAdd(complement, k.unit, k.step_less_unit);
+  return hn::IfThenElse(hn::Lt(a, k.step), hn::IfThenElseZero(hn::Gt(a, threshold), k.step), rounded);
 }
 
 // Whether a magnitude with remainder rem (0 <= rem < ulp) above its lower neighbour rounds up.
@@ -113,13 +155,52 @@ HWY_INLINE VF RoundMagnitude(DF df, const Plan& p, VF a, VF ulp, VF inv_ulp, VF 
   return hn::IfThenElse(hn::AndNot(big, up), hn::Add(t, ulp), t);
 }
 
+// A float format's constants for the steps after rounding the magnitude.
+struct FloatFinish {
+  VF maxv, overflow_pos, overflow_neg, inf_value, nan_value;
+  bool saturate, is_signed, negative_zero;
+  template <class Plan>
+  explicit FloatFinish(const Plan& p)
+      : maxv(hn::Set(DF(), p.max_value)),
+        // Rounding toward zero in magnitude stops at max; other modes overflow to inf / NaN.
+        overflow_pos(p.mode_pos == MagnitudeRounding::Down ? maxv : hn::Set(DF(), p.overflow_value)),
+        overflow_neg(p.mode_neg == MagnitudeRounding::Down ? maxv : hn::Set(DF(), p.overflow_value)),
+        inf_value(hn::Set(DF(), p.inf_value)),
+        nan_value(hn::Set(DF(), p.nan_value)),
+        saturate(p.saturate),
+        is_signed(p.is_signed),
+        negative_zero(p.negative_zero) {}
+};
+
+// x's value from its magnitude r rounded to the format's grid (neg: x's sign bit): overflow,
+// infinities, the sign and NaN.
+HWY_INLINE VF FinishFloat(DF df, const FloatFinish& f, VF x, MF neg, VF r) {
+  const MF over = hn::Gt(r, f.maxv);
+  r = hn::IfThenElse(over, f.saturate ? f.maxv : hn::IfThenElse(neg, f.overflow_neg, f.overflow_pos), r);
+  r = hn::IfThenElse(hn::IsInf(x), f.inf_value, r);
+  VF out;
+  if (f.is_signed) {
+    const VF sign = hn::And(x, hn::Set(df, -0.0f));
+    out = hn::Or(r, sign);
+    if (!f.negative_zero) out = hn::IfThenElse(hn::Eq(r, hn::Zero(df)), hn::Zero(df), out);
+  } else {
+    out = hn::IfThenElseZero(hn::Not(neg), r);
+  }
+  return hn::IfThenElse(hn::IsNaN(x), f.nan_value, out);
+}
+
 template <class Plan>
 HWY_INLINE VF QuantizeFloat(DF df, const Plan& p, VF x, uint64_t index0) {
   const DI di;
   const VF a = hn::Abs(x);
   const MF neg = hn::MaskFromVec(hn::BitCast(df, hn::ShiftRight<31>(hn::BitCast(di, x))));
   VF r;
-  if (p.wide) {
+  if (p.stochastic && p.stochastic_on_bits) {
+    const DU du;
+    const VU idx = hn::Add(hn::Iota(du, 0u), hn::Set(du, static_cast<uint32_t>(index0)));
+    const VU inverted = StochasticMix(du, hn::Xor(idx, hn::Set(du, StochasticKey(p.seed, index0))), hn::Set(du, ~0u));
+    r = RoundStochasticOnBits(df, StochasticOnBits(p), a, inverted);
+  } else if (p.wide) {
     // Same exponent layout as float32 (E8, bias 127): round the bit pattern to M mantissa bits.
     const DU du;
     const int k = 23 - p.mantissa_bits;
@@ -141,27 +222,7 @@ HWY_INLINE VF QuantizeFloat(DF df, const Plan& p, VF x, uint64_t index0) {
   const VF inv_ulp = hn::BitCast(df, hn::ShiftLeft<23>(hn::Sub(hn::Set(di, 127), ulp_exp)));
   r = RoundMagnitude(df, p, a, ulp, inv_ulp, magic, neg, index0);
   }
-  const VF maxv = hn::Set(df, p.max_value);
-  const MF over = hn::Gt(r, maxv);
-  if (p.saturate) {
-    r = hn::IfThenElse(over, maxv, r);
-  } else {
-    // Rounding toward zero in magnitude stops at max; other modes overflow to inf / NaN.
-    VF ovf = hn::Set(df, p.overflow_value);
-    if (p.mode_pos == MagnitudeRounding::Down) ovf = hn::IfThenElse(hn::Not(neg), maxv, ovf);
-    if (p.mode_neg == MagnitudeRounding::Down) ovf = hn::IfThenElse(neg, maxv, ovf);
-    r = hn::IfThenElse(over, ovf, r);
-  }
-  r = hn::IfThenElse(hn::IsInf(x), hn::Set(df, p.inf_value), r);
-  VF out;
-  if (p.is_signed) {
-    const VF sign = hn::And(x, hn::Set(df, -0.0f));
-    out = hn::Or(r, sign);
-    if (!p.negative_zero) out = hn::IfThenElse(hn::Eq(r, hn::Zero(df)), hn::Zero(df), out);
-  } else {
-    out = hn::IfThenElseZero(hn::Not(neg), r);
-  }
-  return hn::IfThenElse(hn::IsNaN(x), hn::Set(df, p.nan_value), out);
+  return FinishFloat(df, FloatFinish(p), x, neg, r);
 }
 
 // Rounds x / step on the signed line with the hardware's rounding instructions; for the modes that
@@ -246,9 +307,43 @@ struct FixedRoundingPlan : ElementPlan {
   explicit FixedRoundingPlan(const ElementPlan& p) : ElementPlan(p) {}
 };
 
+// Stochastic rounding of a float format on the bit pattern (plan.stochastic_on_bits), with the
+// plan's constants held in registers for the whole span.
+size_t QuantizeSpanStochasticOnBits(const ElementPlan& plan, const float* in, float* out, size_t n, uint64_t index0,
+                                    float scale) {
+  const DF df;
+  const DI di;
+  const DU du;
+  const size_t N = hn::Lanes(df);
+  const StochasticOnBits k(plan);
+  const FloatFinish finish(plan);
+  const VF s = hn::Set(df, scale);
+  const bool scaled = scale != 1.0f;
+  // The hash's first value, lane by lane: the index's low 32 bits (which the span never wraps)
+  // xor the key.
+  const VU key = hn::Set(du, StochasticKey(plan.seed, index0));
+  const VU all_ones = hn::Set(du, ~0u);
+  VU idx = hn::Add(hn::Iota(du, 0u), hn::Set(du, static_cast<uint32_t>(index0)));
+  const VU lanes = hn::Set(du, static_cast<uint32_t>(N));
+  size_t i = 0;
+  for (; i + N <= n; i += N, idx = hn::Add(idx, lanes)) {
+    VF x = hn::LoadU(df, in + i);
+    if (scaled) x = hn::Div(x, s);
+    const VF a = hn::Abs(x);
+    const MF neg = hn::MaskFromVec(hn::BitCast(df, hn::ShiftRight<31>(hn::BitCast(di, x))));
+    const VU inverted = StochasticMix(du, hn::Xor(idx, key), all_ones);
+    VF q = FinishFloat(df, finish, x, neg, RoundStochasticOnBits(df, k, a, inverted));
+    if (scaled) q = hn::Mul(q, s);
+    hn::StoreU(q, df, out + i);
+  }
+  return i;
+}
+
 // Processes the whole vectors of [0, n); returns how many elements were done.
 template <class Plan>
 size_t QuantizeSpanWith(const Plan& p, const float* in, float* out, size_t n, uint64_t index0, float scale) {
+  if (p.kind == ElementPlan::kFloat && p.stochastic && p.stochastic_on_bits)
+    return QuantizeSpanStochasticOnBits(p, in, out, n, index0, scale);
   const DF df;
   const size_t N = hn::Lanes(df);
   size_t i = 0;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lowbit/format/fake_quant.hpp"
+#include "lowbit/format/rounding.hpp"
 #include "tests/format/test_formats.hpp"
 
 namespace lowbit {
@@ -148,6 +149,49 @@ TEST(SimdEquivalence, Minifloats) {
   for (const char* s : {"float16", "bfloat16", "e5m10:saturate=no", "e8m3", "ue8m7", "e6m9", "e4m11", "ue5m11"})
     formats.push_back(*Format::parse(s).scalar());
   EXPECT_GE(run_family(formats, target_count(), true, 2), target_count());
+}
+
+// Stochastic rounding rounds up when the fraction of a step that the value passes exceeds the
+// element's random R / 2^24 (R = stochastic_bits(seed, index)). Inputs placed exactly on that
+// threshold and one float32 ulp either side, at the smallest step (below it the result is 0 or the
+// step) and in every binade, where the discarded bits equal R's top bits.
+TEST(SimdEquivalence, StochasticOnItsThresholds) {
+  auto formats = test::small_minifloat_formats();
+  for (const char* s : {"float16", "e5m10:saturate=no", "e6m9", "ue5m11"}) formats.push_back(*Format::parse(s).scalar());
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<uint32_t> any;
+  size_t done = 0;
+  for (const ScalarFormat& f : formats) {
+    if (f.min_subnormal() <= 0 || !std::isfinite(f.max())) continue;
+    const int M = f.minifloat_params().mantissa_bits;
+    const int emin = std::ilogb(f.min_normal()), emax = std::ilogb(f.max());
+    const double step = f.min_subnormal();  // the smallest step (or min_normal without subnormals)
+    FakeQuantOptions opt;
+    opt.rounding = Rounding::Stochastic;
+    opt.seed = any(rng);
+    std::vector<float> in(4096);
+    for (size_t i = 0; i < in.size(); ++i) {
+      const uint32_t R = stochastic_bits(opt.seed, i);
+      float x;
+      if (i % 2 == 0) {
+        x = static_cast<float>(R * 0x1p-24 * step);
+      } else {
+        // A binade of x from the smallest step's to just above max: k bits below the step.
+        const int e = std::ilogb(step) + static_cast<int>(any(rng) % static_cast<uint32_t>(emax + 2 - std::ilogb(step)));
+        const int k = 23 - M + std::max(0, emin - e);
+        if (e < -126 || e > 127 || k > 23) continue;
+        const uint32_t kept = (any(rng) & ((1u << (23 - k)) - 1)) << k, discarded = R >> (24 - k);
+        const uint32_t bits = (static_cast<uint32_t>(e + 127) << 23) | kept | discarded;
+        std::memcpy(&x, &bits, 4);
+      }
+      const int side = static_cast<int>(i / 2 % 3) - 1;  // one float32 ulp either side, or on it
+      if (side) x = std::nextafter(x, side > 0 ? INFINITY : -INFINITY);
+      in[i] = any(rng) % 2 ? -x : x;
+    }
+    done += compare(Format(f), in, {}, opt);
+    if (HasFailure()) return;
+  }
+  EXPECT_GE(done, size_t{4096} * 20);
 }
 
 TEST(SimdEquivalence, FixedPoint) {
