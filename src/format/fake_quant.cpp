@@ -87,7 +87,8 @@ ElementPlan make_plan(const ScalarFormat& f, Rounding r, uint32_t seed) {
   p.scaled = min_step_exp >= -126 && min_step_exp <= 0;
   // Stochastic rounding on the bit pattern needs the smallest step times 2^-24 (the random
   // threshold below it) to be a float32 without rounding.
-  p.stochastic_on_bits = p.stochastic && !p.flush && p.emin - p.mantissa_bits >= -125;
+  // (Shift counts stay below 32 with at most 22 mantissa bits.)
+  p.stochastic_on_bits = p.stochastic && !p.flush && p.emin - p.mantissa_bits >= -125 && p.mantissa_bits <= 22;
   p.min_step = std::ldexp(1.0f, p.emin - p.mantissa_bits);
   return p;
 }

@@ -74,8 +74,9 @@ HWY_INLINE VF RoundStochasticOnBits(DF df, const StochasticOnBits& k, VF a, VU i
   const DU du;
   const DI di;
   const VU bits = hn::BitCast(du, a);
-  // 24 - k = min(M + 1, exponent - emin + M + 1); lanes below the smallest step may go negative.
-  const VI j = hn::Min(hn::Add(hn::BitCast(di, hn::ShiftRight<23>(bits)), k.j_offset), k.j_max);
+  // 24 - k = min(M + 1, exponent - emin + M + 1), held at 0 for lanes below the smallest step
+  // (their result comes from the threshold; a negative shift count is undefined on the scalar target).
+  const VI j = hn::Max(hn::Min(hn::Add(hn::BitCast(di, hn::ShiftRight<23>(bits)), k.j_offset), k.j_max), hn::Zero(di));
   const VU add = inverted >> hn::BitCast(du, hn::Add(j, k.eight));  // (2^24 - 1 - R) >> (24 - k)
   const VU low = k.ones24 >> hn::BitCast(du, j);                    // 2^k - 1
   const VF rounded = hn::BitCast(df, hn::AndNot(low, hn::Add(bits, add)));
