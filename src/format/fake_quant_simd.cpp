@@ -42,11 +42,16 @@ HWY_INLINE VU StochasticMix(DU du, VU x, VU last) {
   return hn::Xor(hn::Xor(x, hn::ShiftRight<16>(x)), last);
 }
 
-// 24 random bits per lane, identical to lowbit::stochastic_bits.
-HWY_INLINE VU StochasticBits(DU du, uint32_t seed, uint64_t index0) {
+// The hash's first value for elements index0, index0 + 1, ... (one per lane).
+HWY_INLINE VU StochasticStart(DU du, uint32_t seed, uint64_t index0) {
   // index < 2^32 per span chunk is guaranteed by the caller splitting on 2^32 boundaries.
   const VU idx = hn::Add(hn::Iota(du, 0u), hn::Set(du, static_cast<uint32_t>(index0)));
-  return hn::ShiftRight<8>(StochasticMix(du, hn::Xor(idx, hn::Set(du, StochasticKey(seed, index0))), hn::Zero(du)));
+  return hn::Xor(idx, hn::Set(du, StochasticKey(seed, index0)));
+}
+
+// 24 random bits per lane, identical to lowbit::stochastic_bits.
+HWY_INLINE VU StochasticBits(DU du, uint32_t seed, uint64_t index0) {
+  return hn::ShiftRight<8>(StochasticMix(du, StochasticStart(du, seed, index0), hn::Zero(du)));
 }
 
 // Stochastic rounding of magnitudes a (>= 0; inf / NaN lanes are the caller's) on the float32 bit
@@ -198,8 +203,7 @@ HWY_INLINE VF QuantizeFloat(DF df, const Plan& p, VF x, uint64_t index0) {
   VF r;
   if (p.stochastic && p.stochastic_on_bits) {
     const DU du;
-    const VU idx = hn::Add(hn::Iota(du, 0u), hn::Set(du, static_cast<uint32_t>(index0)));
-    const VU inverted = StochasticMix(du, hn::Xor(idx, hn::Set(du, StochasticKey(p.seed, index0))), hn::Set(du, ~0u));
+    const VU inverted = StochasticMix(du, StochasticStart(du, p.seed, index0), hn::Set(du, ~0u));
     r = RoundStochasticOnBits(df, StochasticOnBits(p), a, inverted);
   } else if (p.wide) {
     // Same exponent layout as float32 (E8, bias 127): round the bit pattern to M mantissa bits.
@@ -321,7 +325,7 @@ size_t QuantizeSpanStochasticOnBits(const ElementPlan& plan, const float* in, fl
   const VF s = hn::Set(df, scale);
   const bool scaled = scale != 1.0f;
   // The hash's first value, lane by lane: the index's low 32 bits (which the span never wraps)
-  // xor the key.
+  // xor the key, as StochasticStart, with the index advanced in a register.
   const VU key = hn::Set(du, StochasticKey(plan.seed, index0));
   const VU all_ones = hn::Set(du, ~0u);
   VU idx = hn::Add(hn::Iota(du, 0u), hn::Set(du, static_cast<uint32_t>(index0)));
