@@ -716,17 +716,44 @@ HWY_INLINE VF NearestTiesDown(DF df, VF v, VF inv_step, VF half) {
 }
 
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-// BitmodBaseInner(x / s) from w = x / (-s / 2) = -2 (x / s) (exact scaling), for |x / s| < 16: |v|
-// in (j / 2, (j + 1) / 2) rounds to the table's entry j; at |v| = j / 2 ties go down for v > 0
-// (entry j - 1) and up for v < 0 (entry j). floor(w) is -ceil(2 v) for v > 0 and floor(2 |v|) for
-// v <= 0, so j = |floor(w) + 1/2| - 1/2 in both cases; the sign is x's.
-HWY_INLINE VF BitmodBaseByTable(const BitmodConstants& k, VF x, VF neg_half_scale) {
-  const __m512 f = _mm512_roundscale_ps(_mm512_div_ps(x.raw, neg_half_scale.raw), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  const __m512 g = _mm512_abs_ps(_mm512_add_ps(f, _mm512_set1_ps(0.5f)));
-  const __m512i j = _mm512_cvttps_epi32(g);  // |floor(w) + 1/2| truncated: the entry
-  const __m512 magnitude = _mm512_permutex2var_ps(k.by_half_step_lo, j, k.by_half_step_hi);
-  return VF{_mm512_castsi512_ps(
-      _mm512_ternarylogic_epi32(_mm512_castps_si512(magnitude), _mm512_castps_si512(x.raw), _mm512_set1_epi32(INT32_MIN), 0xF8))};
+// x rounded to the base grid at scale s as BitmodBaseInner(x / s) * s, for |x / s| < 16, from the
+// half-step table times s (lo: entries 0-15, hi: 16-31) and w = x / (-s / 2) = -2 (x / s) (exact
+// scaling): |v| in (j / 2, (j + 1) / 2) rounds to entry j; at |v| = j / 2 ties go down for v > 0
+// (entry j - 1) and up for v < 0 (entry j). F = floor(w) is -ceil(2 v) for v > 0 and floor(2 |v|)
+// for v <= 0, so j = F for F >= 0 and -F - 1 = ~F below: F xor (F >> 31). The sign is x's.
+HWY_INLINE __m512 BitmodTrialByTable(__m512 x, __m512 neg_half_scale, __m512 lo, __m512 hi) {
+  const __m512i f = _mm512_cvt_roundps_epi32(_mm512_div_ps(x, neg_half_scale), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __m512i j = _mm512_xor_si512(f, _mm512_srai_epi32(f, 31));
+  const __m512 magnitude = _mm512_permutex2var_ps(lo, j, hi);
+  return _mm512_castsi512_ps(
+      _mm512_ternarylogic_epi32(_mm512_castps_si512(magnitude), _mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN), 0xF8));
+}
+
+// The largest lanes (unsigned) of eight vectors, in lanes 0-7: pairs of vectors fold their halves
+// together, then quarters, then the four lanes of each 128-bit block.
+HWY_INLINE __m256i MaxOfLanes8(const __m512i (&m)[8]) {
+  __m512i half[4], quarter[2];
+  for (int i = 0; i < 4; ++i)  // blocks: m[2i] (0|2, 1|3), m[2i+1] (0|2, 1|3)
+    half[i] = _mm512_max_epu32(_mm512_shuffle_i32x4(m[2 * i], m[2 * i + 1], 0x44), _mm512_shuffle_i32x4(m[2 * i], m[2 * i + 1], 0xEE));
+  for (int i = 0; i < 2; ++i)  // block k: vector 4i + k
+    quarter[i] = _mm512_max_epu32(_mm512_shuffle_i32x4(half[2 * i], half[2 * i + 1], 0x88),
+                                  _mm512_shuffle_i32x4(half[2 * i], half[2 * i + 1], 0xDD));
+  // Block k: lanes (0, 2) of vector k against (0, 2) of k + 4, then the pair's other half.
+  __m512i r = _mm512_max_epu32(_mm512_unpacklo_epi32(quarter[0], quarter[1]), _mm512_unpackhi_epi32(quarter[0], quarter[1]));
+  r = _mm512_max_epu32(r, _mm512_shuffle_epi32(r, _MM_PERM_BADC));  // block k: vector k in lane 0, k + 4 in lane 1
+  return _mm512_castsi512_si256(_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0), r));
+}
+
+// BitmodScale of eight ratios amax / gmax at once (lanes of non-finite amax are garbage).
+HWY_INLINE __m256 BitmodScales8(const BitmodPlan& p, __m256 amax, double gmax) {
+  const __m512d ratio = _mm512_div_pd(_mm512_cvtps_pd(amax), _mm512_set1_pd(gmax));
+  // float16's binade (subnormals: -14); ratio * 2^(10 - e) rounded to an integer, nearest-even.
+  const __m512d e = _mm512_max_pd(_mm512_getexp_pd(ratio), _mm512_set1_pd(-14.0));
+  const __m512d scaled = _mm512_scalef_pd(ratio, _mm512_sub_pd(_mm512_set1_pd(10.0), e));
+  const __m512d r = _mm512_scalef_pd(_mm512_roundscale_pd(scaled, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                                     _mm512_sub_pd(e, _mm512_set1_pd(10.0)));
+  // max_scale is at most float16's largest value, so the clamp also stands for its saturation.
+  return _mm512_cvtpd_ps(_mm512_min_pd(_mm512_max_pd(r, _mm512_set1_pd(p.min_scale)), _mm512_set1_pd(p.max_scale)));
 }
 #endif
 
@@ -796,12 +823,38 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
   const VU magnitude = hn::Set(du, 0x7FFFFFFFu);
   const double rel = 2.0 * static_cast<double>(gs + 8) * 0x1p-24, abs_tol = static_cast<double>(gs) * 0x1p-140;
   Kind kind[kBatch];
-  float scale0[kBatch], scale1[kBatch], pow2k[kBatch], near[kBatch];
+  HWY_ALIGN float scale0[kBatch], scale1[kBatch], pow2k[kBatch], near[kBatch];
   size_t listed[kBatch];
   double err[kBatch][4];
   bool same01[kBatch], same23[kBatch];
   for (size_t g0 = 0; g0 < groups; g0 += kBatch) {
     const size_t nb = std::min(kBatch, groups - g0);
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    // Largest |x| as the largest sign-cleared bit pattern (NaN / inf lie above every finite value),
+    // then every group's scales at once.
+    HWY_ALIGN uint32_t amax_bits[kBatch];
+    {
+      __m512i m[kBatch];
+      for (size_t b = 0; b < kBatch; ++b) {
+        m[b] = _mm512_setzero_si512();
+        if (b >= nb) continue;
+        const float* src = in + (g0 + b) * gs;
+        PrefetchAhead(src, gs, (groups - g0 - b) * gs);
+        for (size_t j = 0; j < gs; j += N) m[b] = _mm512_max_epu32(m[b], _mm512_and_si512(_mm512_loadu_si512(src + j), magnitude.raw));
+      }
+      const __m256i bits = MaxOfLanes8(m);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(amax_bits), bits);
+      const __m256 amax = _mm256_castsi256_ps(bits);
+      const __m256 s0 = BitmodScales8(p, amax, p.gmax[0]), s1 = BitmodScales8(p, amax, p.gmax[1]);
+      _mm256_store_ps(scale0, s0);
+      _mm256_store_ps(scale1, s1);
+      _mm256_store_ps(near, _mm256_min_ps(_mm256_mul_ps(s0, _mm256_set1_ps(p.near[0])), _mm256_mul_ps(s1, _mm256_set1_ps(p.near[1]))));
+      const __m256i k = _mm256_min_epi32(_mm256_max_epi32(_mm256_sub_epi32(_mm256_set1_epi32(127), _mm256_srli_epi32(bits, 23)),
+                                                          _mm256_set1_epi32(-126)), _mm256_set1_epi32(127));
+      _mm256_store_ps(pow2k, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23)));
+    }
+    for (size_t b = 0; b < nb; ++b) kind[b] = amax_bits[b] >= 0x7F800000u ? kNaN : amax_bits[b] == 0 ? kZero : kFinite;
+#else
     for (size_t b = 0; b < nb; ++b) {
       const float* src = in + (g0 + b) * gs;
       PrefetchAhead(src, gs, (groups - g0 - b) * gs);
@@ -818,11 +871,11 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
       // Exact products (few-bit constants times float16 values): |x| <= near gives |x / s| <=
       // plan.near[s] for both scales, below every cell and the clamp.
       near[b] = std::min(p.near[0] * scale0[b], p.near[1] * scale1[b]);
-      // Differences scaled by 2^k, amax * 2^k in [1, 2) (k clamped to float's normal powers),
-      // keep the squares in float's normal range.
-      const int field = static_cast<int>(amax_bits >> 23);
-      pow2k[b] = Pow2(field == 0 ? 127 : std::clamp(127 - field, -126, 127));
+      // Differences scaled by 2^k, amax * 2^k in [1, 2) (k clamped to float's normal powers; amax
+      // subnormal gives 127), keep the squares in float's normal range.
+      pow2k[b] = Pow2(std::clamp(127 - static_cast<int>(amax_bits >> 23), -126, 127));
     }
+#endif
     // Dense pass: base values at both scales, their error sums over the elements below `near`, and
     // the list of the others.
     VF base_sum[kBatch][2];
@@ -832,11 +885,15 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
       float* tr = trials.data() + b * 2 * gs;
       float* lx = list_x.data() + b * list_stride;
       int32_t* li = list_index.data() + b * list_stride;
-      const VF vs0 = hn::Set(df, scale0[b]), vs1 = hn::Set(df, scale1[b]), vk = hn::Set(df, pow2k[b]);
-      const VF vs0k = hn::Set(df, scale0[b] * pow2k[b]), vs1k = hn::Set(df, scale1[b] * pow2k[b]);  // exact
-      const VF vnear = hn::Set(df, near[b]);
+      const VF vk = hn::Set(df, pow2k[b]), vnear = hn::Set(df, near[b]);
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-      const VF neg_half_s0 = hn::Set(df, -0.5f * scale0[b]), neg_half_s1 = hn::Set(df, -0.5f * scale1[b]);  // exact
+      const __m512 vs0 = _mm512_set1_ps(scale0[b]), vs1 = _mm512_set1_ps(scale1[b]);
+      const __m512 neg_half_s0 = _mm512_mul_ps(vs0, _mm512_set1_ps(-0.5f)), neg_half_s1 = _mm512_mul_ps(vs1, _mm512_set1_ps(-0.5f));
+      // Exact products (a <= 5-bit integer times a float16).
+      const __m512 lo0 = _mm512_mul_ps(kc.by_half_step_lo, vs0), hi0 = _mm512_mul_ps(kc.by_half_step_hi, vs0);
+      const __m512 lo1 = _mm512_mul_ps(kc.by_half_step_lo, vs1), hi1 = _mm512_mul_ps(kc.by_half_step_hi, vs1);
+#else
+      const VF vs0 = hn::Set(df, scale0[b]), vs1 = hn::Set(df, scale1[b]);
 #endif
       VF acc0 = hn::Zero(df), acc1 = hn::Zero(df);
       size_t count = 0;
@@ -847,15 +904,17 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
         const MF below = hn::Le(hn::Abs(x), vnear);
         const VF xk = hn::Mul(x, vk);
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-        const VF q0 = BitmodBaseByTable(kc, x, neg_half_s0), q1 = BitmodBaseByTable(kc, x, neg_half_s1);
+        const VF t0{BitmodTrialByTable(x.raw, neg_half_s0, lo0, hi0)}, t1{BitmodTrialByTable(x.raw, neg_half_s1, lo1, hi1)};
 #else
-        const VF q0 = BitmodBaseInner(df, kc, hn::Div(x, vs0)), q1 = BitmodBaseInner(df, kc, hn::Div(x, vs1));
+        // q * s is exact (a <= 5-bit integer times a float16).
+        const VF t0 = hn::Mul(BitmodBaseInner(df, kc, hn::Div(x, vs0)), vs0);
+        const VF t1 = hn::Mul(BitmodBaseInner(df, kc, hn::Div(x, vs1)), vs1);
 #endif
-        // q * s is exact (a <= 5-bit integer times a float16), so is it times 2^k.
-        hn::StoreU(hn::Mul(q0, vs0), df, tr + j);
-        hn::StoreU(hn::Mul(q1, vs1), df, tr + gs + j);
-        const VF e0 = hn::IfThenElseZero(below, hn::NegMulAdd(q0, vs0k, xk));
-        const VF e1 = hn::IfThenElseZero(below, hn::NegMulAdd(q1, vs1k, xk));
+        hn::StoreU(t0, df, tr + j);
+        hn::StoreU(t1, df, tr + gs + j);
+        // t * 2^k is exact too.
+        const VF e0 = hn::IfThenElseZero(below, hn::NegMulAdd(t0, vk, xk));
+        const VF e1 = hn::IfThenElseZero(below, hn::NegMulAdd(t1, vk, xk));
         acc0 = hn::MulAdd(e0, e0, acc0);
         acc1 = hn::MulAdd(e1, e1, acc1);
         // Compress in registers and store whole vectors (the memory form is slow on AMD cores).

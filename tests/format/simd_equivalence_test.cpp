@@ -397,6 +397,40 @@ TEST(SimdEquivalence, BitmodJustAboveMinusHalf) {
   }
 }
 
+TEST(SimdEquivalence, BitmodScaleOnFloat16Midpoints) {
+  // The group scale is float16's nearest-even of amax / gmax, clamped to [fp16(1e-5), fp16(1e4)].
+  // A group of one large value and small ones shows the scale in the output (amax / scale is near
+  // the grid's top). amax / gmax falls on float16 midpoints (normal and subnormal, where the clamp
+  // starts), one float32 ulp either side, and across both clamps.
+  for (const char* spec : {"bitmod_fp4", "bitmod_fp3"}) {
+    const Format f = Format::parse(spec);
+    const bool fp4 = f.bitmod()->params().base_bits == 4;
+    std::vector<float> in;
+    auto add_group = [&](float amax) {
+      const size_t start = in.size();
+      in.resize(start + 128, 0.0f);
+      in[start] = amax;
+      for (size_t k = 1; k < 128; ++k) in[start + k] = amax * static_cast<float>(static_cast<int>(k % 7) - 3) / 64.0f;
+    };
+    std::vector<float> midpoints;
+    for (int i : {0, 1, 2, 167, 168, 511, 512, 1022, 1023}) {
+      // Normal float16 midpoints from 2^-14 up to beyond the clamp at 1e4; below, the subnormal
+      // step 2^-24 (fp16(1e-5) = 168 x 2^-24).
+      for (int e = -14; e <= 15; ++e) midpoints.push_back(std::ldexp(1.0f + static_cast<float>(2 * i + 1) / 2048.0f, e));
+      midpoints.push_back(std::ldexp(static_cast<float>(2 * i + 1), -25));
+    }
+    for (float gmax : fp4 ? std::vector<float>{12, 16} : std::vector<float>{4, 6})
+      for (float midpoint : midpoints) {
+        const float amax = midpoint * gmax;  // exact: gmax is 3 x 2^k or a power of two
+        add_group(amax);
+        add_group(std::nextafter(amax, 0.0f));
+        add_group(std::nextafter(amax, INFINITY));
+        add_group(-amax);
+      }
+    compare(f, in, {}, {});
+  }
+}
+
 TEST(SimdEquivalence, LargeTensorsAndInPlace) {
   // Tensors past the size from which NVFP4 writes with non-temporal stores (32 MiB), into an output
   // that is not vector-aligned, and in place (in == out), on the best and the weakest target.
