@@ -118,12 +118,15 @@ struct BitmodPlan {
   double gmax[2] = {};           // scale = fp16(amax / gmax), clamped to [min_scale, max_scale]
   float min_scale = 0, max_scale = 0;
   int top_ulp_exp = 2;           // the base grid's largest step is 2^top_ulp_exp
-  // Per scale (candidates 0-1, 2-3): a bound below every extra value's cell and below the base
-  // grid's clamp (its largest value plus half its largest step), a multiple of 1/8 below 16.
-  float near[2] = {};
+  // Per scale (candidates 0-1, 2-3: extra values +e and -e, cells mirrored): the first and last
+  // half step j of the cells, |v| in (j / 2, (j + 1) / 2] for v > 0, [j / 2, (j + 1) / 2) for v < 0;
+  // 31 stands for every j from there on.
+  int cell_half_steps[2][2] = {};
   // base_by_half_step[j]: the base grid's magnitude nearest (2 j + 1) / 4, j < 32. Every midpoint of
   // the base grid is a multiple of 1/2, so |v| in (j / 2, (j + 1) / 2) rounds to it.
   float base_by_half_step[32] = {};
+  // The same per scale with the scale's extra magnitude in its cells (half steps cell_half_steps).
+  float extra_by_half_step[2][32] = {};
   size_t group = 128;
 };
 BitmodPlan make_bitmod_plan(const BitmodFormat& f);

@@ -124,18 +124,16 @@ BitmodPlan make_bitmod_plan(const BitmodFormat& f) {
   // The kernel takes candidates 2 and 3 as the asymmetry extras beyond the base grid's ends.
   if (!(std::isinf(p.cell_hi[2]) && std::isinf(p.cell_lo[3]) && std::isfinite(p.cell_lo[2]) && std::isfinite(p.cell_hi[3])))
     throw std::logic_error("bitmod candidates 2 and 3 must extend the grid's ends");
-  // near[s]: below the smallest |cell boundary| of the scale's two candidates and below the base
-  // clamp, by 1/8 so that |x| <= near[s] * scale leaves |x / scale| strictly below both.
-  const float clamp_from = p.base_max + std::ldexp(1.0f, p.top_ulp_exp) / 2;
+  // The half-step table reaches |v| = 16: the grid's clamp must start below.
+  if (p.base_max + std::ldexp(1.0f, p.top_ulp_exp) / 2 > 16) throw std::logic_error("bitmod: the base grid must clamp below 16");
   for (int s = 0; s < 2; ++s) {
-    float lowest = clamp_from;
-    for (int c = 2 * s; c < 2 * s + 2; ++c)
-      for (float bound : {p.cell_lo[c], p.cell_hi[c]})
-        if (std::isfinite(bound)) lowest = std::min(lowest, std::fabs(bound));
-    p.near[s] = lowest - 0.125f;
-    // Below 16 also keeps near * scale exact (at most 7 + 11 significant bits).
-    if (!(p.near[s] > 0) || std::ldexp(p.near[s], 3) != std::floor(std::ldexp(p.near[s], 3)) || p.near[s] >= 16)
-      throw std::logic_error("bitmod: the near bound must be a positive multiple of 1/8 below 16 (the half-step table's reach)");
+    const int c = 2 * s;
+    const float lo = p.cell_lo[c], hi = p.cell_hi[c];
+    if (!(p.extra[c] > 0 && p.extra[c + 1] == -p.extra[c] && p.cell_lo[c + 1] == -hi && p.cell_hi[c + 1] == -lo && lo >= 0 &&
+          2 * lo == std::floor(2 * lo) && 2 * lo < 31 && (std::isinf(hi) || (2 * hi == std::floor(2 * hi) && hi > lo && 2 * hi <= 32))))
+      throw std::logic_error("bitmod: each scale's extras must be +-e with mirrored cells on multiples of 1/2 below 16");
+    p.cell_half_steps[s][0] = static_cast<int>(2 * lo);
+    p.cell_half_steps[s][1] = std::isinf(hi) ? 31 : static_cast<int>(2 * hi) - 1;
   }
   std::vector<double> base;  // the base grid: candidate 0's values but its extra
   for (double g : grids[0])
@@ -150,6 +148,8 @@ BitmodPlan make_bitmod_plan(const BitmodFormat& f) {
     for (double g : base)
       if (std::fabs(g - at) < std::fabs(nearest - at)) nearest = g;
     p.base_by_half_step[j] = static_cast<float>(std::fabs(nearest));
+    for (int i = 0; i < 2; ++i)
+      p.extra_by_half_step[i][j] = j >= p.cell_half_steps[i][0] && j <= p.cell_half_steps[i][1] ? p.extra[2 * i] : p.base_by_half_step[j];
   }
   p.gmax[0] = std::max(-grids[0].front(), grids[0].back());
   p.gmax[1] = std::max(-grids[2].front(), grids[2].back());

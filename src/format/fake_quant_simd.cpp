@@ -678,7 +678,10 @@ struct BitmodConstants {
   VF maxv, neg_maxv, half;
   VF extra[4], cell_lo[4], cell_hi[4];
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  __m512 by_half_step_lo, by_half_step_hi;
+  // The half-step tables (entries 0-15, 16-31): the base grid's, and per scale the one with the
+  // scale's extra magnitude in its cells.
+  __m512 by_half_step_lo, by_half_step_hi, extra_by_half_step_lo[2], extra_by_half_step_hi[2];
+  __m512i cell_first[2], cell_end[2];
 #endif
   explicit BitmodConstants(const BitmodPlan& p) {
     const DF df;
@@ -686,6 +689,12 @@ struct BitmodConstants {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
     by_half_step_lo = _mm512_loadu_ps(p.base_by_half_step);
     by_half_step_hi = _mm512_loadu_ps(p.base_by_half_step + 16);
+    for (int s = 0; s < 2; ++s) {
+      extra_by_half_step_lo[s] = _mm512_loadu_ps(p.extra_by_half_step[s]);
+      extra_by_half_step_hi[s] = _mm512_loadu_ps(p.extra_by_half_step[s] + 16);
+      cell_first[s] = _mm512_set1_epi32(p.cell_half_steps[s][0]);
+      cell_end[s] = _mm512_set1_epi32(p.cell_half_steps[s][1] + 1);
+    }
 #endif
     field_bias = hn::Set(di, 127 + p.base_mantissa_bits);
     top_step_exp = hn::Set(di, p.top_ulp_exp);
@@ -716,19 +725,6 @@ HWY_INLINE VF NearestTiesDown(DF df, VF v, VF inv_step, VF half) {
 }
 
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-// x rounded to the base grid at scale s as BitmodBaseInner(x / s) * s, for |x / s| < 16, from the
-// half-step table times s (lo: entries 0-15, hi: 16-31) and w = x / (-s / 2) = -2 (x / s) (exact
-// scaling): |v| in (j / 2, (j + 1) / 2) rounds to entry j; at |v| = j / 2 ties go down for v > 0
-// (entry j - 1) and up for v < 0 (entry j). F = floor(w) is -ceil(2 v) for v > 0 and floor(2 |v|)
-// for v <= 0, so j = F for F >= 0 and -F - 1 = ~F below: F xor (F >> 31). The sign is x's.
-HWY_INLINE __m512 BitmodTrialByTable(__m512 x, __m512 neg_half_scale, __m512 lo, __m512 hi) {
-  const __m512i f = _mm512_cvt_roundps_epi32(_mm512_div_ps(x, neg_half_scale), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  const __m512i j = _mm512_xor_si512(f, _mm512_srai_epi32(f, 31));
-  const __m512 magnitude = _mm512_permutex2var_ps(lo, j, hi);
-  return _mm512_castsi512_ps(
-      _mm512_ternarylogic_epi32(_mm512_castps_si512(magnitude), _mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN), 0xF8));
-}
-
 // The largest lanes (unsigned) of eight vectors, in lanes 0-7: pairs of vectors fold their halves
 // together, then quarters, then the four lanes of each 128-bit block.
 HWY_INLINE __m256i MaxOfLanes8(const __m512i (&m)[8]) {
@@ -794,46 +790,154 @@ HWY_INLINE void SumOfLanes4(DF df, const VF (&v)[4], double (&sums)[4]) {
 #endif
 }
 
-// BitMoD per group. The four candidates differ from the base grid of their scale only in the cells
-// of their extra values, all of which lie near the group's largest magnitude. So the dense pass
-// rounds every element to the base grid at both scales (one value per scale) and sums the squared
-// errors of the elements below `near` = min over scales of plan.near[s] * scale, where no element can
-// reach a cell or the base grid's clamp; it lists the indices and values of the others. Those few
-// are then rounded to each candidate in full, and each candidate's error is its scale's base sum
-// plus its listed elements' sum. The errors are summed in float over scaled differences; the
-// reference sums in double element by element, so its choice is taken from the float sums only
-// where they differ by more than both sums' rounding can move them (or where two candidates' trial
-// values are the same everywhere: an exact tie, which keeps the earlier candidate). Any other
-// group goes through the reference.
+// One group's constants for one of its scales s (candidates 2 i and 2 i + 1 of scale i, whose extra
+// values are +e and -e), for values times `factor` (s, or s 2^k for the errors; the products are
+// exact: few-bit integers times a float16, times a power of two).
+struct BitmodScaleVecs {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  __m512 neg_half_scale;                 // -s / 2
+  __m512 base_lo, base_hi, extra_lo, extra_hi;  // the half-step tables times factor
+  BitmodScaleVecs(DF, const BitmodConstants& k, const BitmodPlan&, int i, float s, float factor)
+      : neg_half_scale(_mm512_set1_ps(-0.5f * s)) {
+    const __m512 f = _mm512_set1_ps(factor);
+    base_lo = _mm512_mul_ps(k.by_half_step_lo, f);
+    base_hi = _mm512_mul_ps(k.by_half_step_hi, f);
+    extra_lo = _mm512_mul_ps(k.extra_by_half_step_lo[i], f);
+    extra_hi = _mm512_mul_ps(k.extra_by_half_step_hi[i], f);
+  }
+#else
+  VF scale, factor;
+  BitmodScaleVecs(DF df, const BitmodConstants&, const BitmodPlan&, int, float s, float factor_)
+      : scale(hn::Set(df, s)), factor(hn::Set(df, factor_)) {}
+#endif
+};
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+// The half step j of v = x / s: |v| in (j / 2, (j + 1) / 2) rounds to the tables' entry j; at |v| =
+// j / 2 ties go down for v > 0 (entry j - 1) and up for v < 0 (entry j), and so do the extras'
+// cells, which lie on multiples of 1/2. From w = x / (-s / 2) = -2 v (exact scaling where it
+// matters: a subnormal or overflowing w is far from every cell either way): F = floor(w) is -ceil(2
+// v) for v > 0 and floor(2 |v|) for v <= 0, so j = F for F >= 0 and -F - 1 = ~F below: F xor (F >>
+// 31). Entry 31 (|v| up to 16) is the grid's largest value, as is every |v| beyond (F out of range
+// converts to INT32_MIN, whose j is INT32_MAX).
+HWY_INLINE __m512i BitmodHalfStep(__m512 x, __m512 neg_half_scale) {
+  const __m512i f = _mm512_cvt_roundps_epi32(_mm512_div_ps(x, neg_half_scale), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  return _mm512_min_epi32(_mm512_xor_si512(f, _mm512_srai_epi32(f, 31)), _mm512_set1_epi32(31));
+}
+#else
+// Candidate c's value (before the factor) for v = x / s: v's base value (as BitmodBase) or, in its
+// cell, its extra value (the asymmetry extras, 2 and 3, lie beyond the base grid: their cells are
+// open-ended).
+HWY_INLINE VF BitmodCandidate(const BitmodConstants& k, int c, VF v, VF base) {
+  const MF in_cell = c == 2   ? hn::Gt(v, k.cell_lo[c])
+                     : c == 3 ? hn::Le(v, k.cell_hi[c])
+                              : hn::And(hn::Gt(v, k.cell_lo[c]), hn::Le(v, k.cell_hi[c]));
+  return hn::IfThenElse(in_cell, k.extra[c], base);
+}
+#endif
+
+// Adds one vector's squared errors, scaled by 2^k, to each candidate's sums.
+HWY_INLINE void BitmodAddErrors(DF df, const BitmodConstants& k, const BitmodScaleVecs (&sv)[2], VF vk, VF x, VF (&acc)[4]) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  (void)df;
+  (void)k;
+  // Magnitudes: the candidates round x and -x to opposite values. An element takes the extra of
+  // its sign's candidate in the cells and the base value otherwise, so of the two candidates of a
+  // scale one has its extra-table error and the other its base-table error.
+  const __m512 xk = _mm512_mul_ps(_mm512_abs_ps(x.raw), vk.raw);
+  const __mmask16 negative = _mm512_movepi32_mask(_mm512_castps_si512(x.raw));
+  for (int i = 0; i < 2; ++i) {
+    const __m512i j = BitmodHalfStep(x.raw, sv[i].neg_half_scale);
+    const __m512 base_error = _mm512_sub_ps(xk, _mm512_permutex2var_ps(sv[i].base_lo, j, sv[i].base_hi));
+    const __m512 extra_error = _mm512_sub_ps(xk, _mm512_permutex2var_ps(sv[i].extra_lo, j, sv[i].extra_hi));
+    const __m512 plus = _mm512_mask_blend_ps(negative, extra_error, base_error);
+    const __m512 minus = _mm512_mask_blend_ps(negative, base_error, extra_error);
+    acc[2 * i] = VF{_mm512_fmadd_ps(plus, plus, acc[2 * i].raw)};
+    acc[2 * i + 1] = VF{_mm512_fmadd_ps(minus, minus, acc[2 * i + 1].raw)};
+  }
+#else
+  const VF xk = hn::Mul(x, vk);
+  for (int i = 0; i < 2; ++i) {
+    const VF v = hn::Div(x, sv[i].scale);
+    const VF base = BitmodBase(df, k, v);
+    for (int c = 2 * i; c < 2 * i + 2; ++c) {
+      const VF e = hn::NegMulAdd(BitmodCandidate(k, c, v, base), sv[i].factor, xk);  // exact product
+      acc[c] = hn::MulAdd(e, e, acc[c]);
+    }
+  }
+#endif
+}
+
+// One vector of candidate c's values (sv with factor s).
+HWY_INLINE VF BitmodValues(DF df, const BitmodConstants& k, int c, const BitmodScaleVecs& sv, VF x) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  (void)df;
+  (void)k;
+  const __m512i j = BitmodHalfStep(x.raw, sv.neg_half_scale);
+  const __m512 base = _mm512_permutex2var_ps(sv.base_lo, j, sv.base_hi);
+  const __m512 extra = _mm512_permutex2var_ps(sv.extra_lo, j, sv.extra_hi);
+  const __mmask16 negative = _mm512_movepi32_mask(_mm512_castps_si512(x.raw));
+  const __m512 magnitude = c % 2 == 0 ? _mm512_mask_blend_ps(negative, extra, base) : _mm512_mask_blend_ps(negative, base, extra);
+  // x's sign, then -0 -> +0 (the reference's grid has only +0).
+  const __m512 q = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(magnitude), _mm512_castps_si512(x.raw),
+                                                                 _mm512_set1_epi32(INT32_MIN), 0xF8));
+  return VF{_mm512_add_ps(q, _mm512_setzero_ps())};
+#else
+  const VF v = hn::Div(x, sv.scale);
+  return hn::Add(hn::Mul(BitmodCandidate(k, c, v, BitmodBase(df, k, v)), sv.factor), hn::Zero(df));
+#endif
+}
+
+// Whether the two candidates of scale i give different values somewhere in the group: whether any
+// element lies in a cell of their extras (sv with any factor).
+HWY_INLINE bool BitmodCandidatesDiffer(DF df, const BitmodConstants& k, int i, const BitmodScaleVecs& sv, const float* src, size_t gs) {
+  const size_t N = hn::Lanes(df);
+  for (size_t j = 0; j < gs; j += N) {
+    const VF x = hn::LoadU(df, src + j);
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    const __m512i h = BitmodHalfStep(x.raw, sv.neg_half_scale);
+    if (_mm512_cmpge_epi32_mask(h, k.cell_first[i]) & _mm512_cmplt_epi32_mask(h, k.cell_end[i])) return true;
+#else
+    const VF v = hn::Div(x, sv.scale);
+    for (int c = 2 * i; c < 2 * i + 2; ++c)
+      if (!hn::AllFalse(df, hn::And(hn::Gt(v, k.cell_lo[c]), hn::Le(v, k.cell_hi[c])))) return true;  // +-inf ends hold: v is finite
+#endif
+  }
+  return false;
+}
+
+// BitMoD per group. Each candidate is its scale's base grid with one extra value, which takes the
+// elements in its cell: every element is rounded at both scales, and each candidate's squared error
+// takes the extra's error in its cell and the base error elsewhere. The errors are summed in float
+// over differences scaled by 2^k; the reference sums in double element by element, so its choice
+// is taken from the float sums only where they differ by more than both sums' rounding can move
+// them (or where two candidates' values are the same everywhere: an exact tie, which keeps the
+// earlier candidate). Any other group goes through the reference. The chosen candidate's values are
+// then computed again, straight into the output: the kernel writes nothing but the output (stores
+// to scratch buffers queue behind output stores that wait for their cache lines, which held the
+// computation up on tensors beyond the cache).
 size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const float* in, float* out, size_t groups) {
   const DF df;
-  const DI di;
   const size_t N = hn::Lanes(df);
   const size_t gs = p.group;
   if (gs % N != 0) return 0;
-  // Batches of groups in passes (largest magnitudes and scales; base sums and lists; listed
-  // elements; choices and output), so that the latency chains of neighbouring groups overlap.
+  // Batches of groups in passes (largest magnitudes and scales; error sums; choices; output), so
+  // that the latency chains of neighbouring groups overlap.
   constexpr size_t kBatch = 8;
-  enum Kind : uint8_t { kNaN, kZero, kFinite };
-  const size_t list_stride = gs + N;  // the compressed lanes are stored as whole vectors
-  std::vector<float> trials(kBatch * 2 * gs), list_x(kBatch * list_stride), list_q(kBatch * 4 * list_stride);
-  std::vector<int32_t> list_index(kBatch * list_stride);
   const BitmodConstants kc(p);
   const DU du;
   const VU magnitude = hn::Set(du, 0x7FFFFFFFu);
   const double rel = 2.0 * static_cast<double>(gs + 8) * 0x1p-24, abs_tol = static_cast<double>(gs) * 0x1p-140;
-  Kind kind[kBatch];
-  HWY_ALIGN float scale0[kBatch], scale1[kBatch], pow2k[kBatch], near[kBatch];
-  size_t listed[kBatch];
+  HWY_ALIGN uint32_t amax_bits[kBatch];
+  HWY_ALIGN float scale0[kBatch], scale1[kBatch], pow2k[kBatch];
   double err[kBatch][4];
-  bool same01[kBatch], same23[kBatch];
+  int best[kBatch];
   for (size_t g0 = 0; g0 < groups; g0 += kBatch) {
     const size_t nb = std::min(kBatch, groups - g0);
+    // Largest |x| as the largest sign-cleared bit pattern (NaN / inf lie above every finite value).
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-    // Largest |x| as the largest sign-cleared bit pattern (NaN / inf lie above every finite value),
-    // then every group's scales at once.
-    HWY_ALIGN uint32_t amax_bits[kBatch];
     {
+      // Every group's scales at once (lanes of non-finite groups are not used).
       __m512i m[kBatch];
       for (size_t b = 0; b < kBatch; ++b) {
         m[b] = _mm512_setzero_si512();
@@ -845,148 +949,79 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
       const __m256i bits = MaxOfLanes8(m);
       _mm256_store_si256(reinterpret_cast<__m256i*>(amax_bits), bits);
       const __m256 amax = _mm256_castsi256_ps(bits);
-      const __m256 s0 = BitmodScales8(p, amax, p.gmax[0]), s1 = BitmodScales8(p, amax, p.gmax[1]);
-      _mm256_store_ps(scale0, s0);
-      _mm256_store_ps(scale1, s1);
-      _mm256_store_ps(near, _mm256_min_ps(_mm256_mul_ps(s0, _mm256_set1_ps(p.near[0])), _mm256_mul_ps(s1, _mm256_set1_ps(p.near[1]))));
+      _mm256_store_ps(scale0, BitmodScales8(p, amax, p.gmax[0]));
+      _mm256_store_ps(scale1, BitmodScales8(p, amax, p.gmax[1]));
       const __m256i k = _mm256_min_epi32(_mm256_max_epi32(_mm256_sub_epi32(_mm256_set1_epi32(127), _mm256_srli_epi32(bits, 23)),
                                                           _mm256_set1_epi32(-126)), _mm256_set1_epi32(127));
       _mm256_store_ps(pow2k, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23)));
     }
-    for (size_t b = 0; b < nb; ++b) kind[b] = amax_bits[b] >= 0x7F800000u ? kNaN : amax_bits[b] == 0 ? kZero : kFinite;
 #else
     for (size_t b = 0; b < nb; ++b) {
       const float* src = in + (g0 + b) * gs;
       PrefetchAhead(src, gs, (groups - g0 - b) * gs);
-      // Largest |x| as the largest sign-cleared bit pattern: NaN / inf lie above every finite value.
       VU m = hn::Zero(du);
       for (size_t j = 0; j < gs; j += N) m = hn::Max(m, hn::And(hn::BitCast(du, hn::LoadU(df, src + j)), magnitude));
-      const uint32_t amax_bits = hn::GetLane(hn::MaxOfLanes(du, m));
-      kind[b] = amax_bits >= 0x7F800000u ? kNaN : amax_bits == 0 ? kZero : kFinite;
-      if (kind[b] != kFinite) continue;
+      amax_bits[b] = hn::GetLane(hn::MaxOfLanes(du, m));
       float amax;
-      std::memcpy(&amax, &amax_bits, 4);
+      std::memcpy(&amax, &amax_bits[b], 4);
+      // BitmodScale is defined on NaN and inf too; those groups do not use it.
       scale0[b] = BitmodScale(p, static_cast<double>(amax) / p.gmax[0]);
       scale1[b] = BitmodScale(p, static_cast<double>(amax) / p.gmax[1]);
-      // Exact products (few-bit constants times float16 values): |x| <= near gives |x / s| <=
-      // plan.near[s] for both scales, below every cell and the clamp.
-      near[b] = std::min(p.near[0] * scale0[b], p.near[1] * scale1[b]);
       // Differences scaled by 2^k, amax * 2^k in [1, 2) (k clamped to float's normal powers; amax
       // subnormal gives 127), keep the squares in float's normal range.
-      pow2k[b] = Pow2(std::clamp(127 - static_cast<int>(amax_bits >> 23), -126, 127));
+      pow2k[b] = Pow2(std::clamp(127 - static_cast<int>(amax_bits[b] >> 23), -126, 127));
     }
 #endif
-    // Dense pass: base values at both scales, their error sums over the elements below `near`, and
-    // the list of the others.
-    VF base_sum[kBatch][2];
+    // Each candidate's error sum.
     for (size_t b = 0; b < nb; ++b) {
-      if (kind[b] != kFinite) continue;
+      if (amax_bits[b] == 0 || amax_bits[b] >= 0x7F800000u) continue;
       const float* src = in + (g0 + b) * gs;
-      float* tr = trials.data() + b * 2 * gs;
-      float* lx = list_x.data() + b * list_stride;
-      int32_t* li = list_index.data() + b * list_stride;
-      const VF vk = hn::Set(df, pow2k[b]), vnear = hn::Set(df, near[b]);
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-      const __m512 vs0 = _mm512_set1_ps(scale0[b]), vs1 = _mm512_set1_ps(scale1[b]);
-      const __m512 neg_half_s0 = _mm512_mul_ps(vs0, _mm512_set1_ps(-0.5f)), neg_half_s1 = _mm512_mul_ps(vs1, _mm512_set1_ps(-0.5f));
-      // Exact products (a <= 5-bit integer times a float16).
-      const __m512 lo0 = _mm512_mul_ps(kc.by_half_step_lo, vs0), hi0 = _mm512_mul_ps(kc.by_half_step_hi, vs0);
-      const __m512 lo1 = _mm512_mul_ps(kc.by_half_step_lo, vs1), hi1 = _mm512_mul_ps(kc.by_half_step_hi, vs1);
-#else
-      const VF vs0 = hn::Set(df, scale0[b]), vs1 = hn::Set(df, scale1[b]);
-#endif
-      VF acc0 = hn::Zero(df), acc1 = hn::Zero(df);
-      size_t count = 0;
-      VI index = hn::Iota(di, 0);
-      const VI step = hn::Set(di, static_cast<int32_t>(N));
-      for (size_t j = 0; j < gs; j += N) {
-        const VF x = hn::LoadU(df, src + j);
-        const MF below = hn::Le(hn::Abs(x), vnear);
-        const VF xk = hn::Mul(x, vk);
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-        const VF t0{BitmodTrialByTable(x.raw, neg_half_s0, lo0, hi0)}, t1{BitmodTrialByTable(x.raw, neg_half_s1, lo1, hi1)};
-#else
-        // q * s is exact (a <= 5-bit integer times a float16).
-        const VF t0 = hn::Mul(BitmodBaseInner(df, kc, hn::Div(x, vs0)), vs0);
-        const VF t1 = hn::Mul(BitmodBaseInner(df, kc, hn::Div(x, vs1)), vs1);
-#endif
-        hn::StoreU(t0, df, tr + j);
-        hn::StoreU(t1, df, tr + gs + j);
-        // t * 2^k is exact too.
-        const VF e0 = hn::IfThenElseZero(below, hn::NegMulAdd(t0, vk, xk));
-        const VF e1 = hn::IfThenElseZero(below, hn::NegMulAdd(t1, vk, xk));
-        acc0 = hn::MulAdd(e0, e0, acc0);
-        acc1 = hn::MulAdd(e1, e1, acc1);
-        // Compress in registers and store whole vectors (the memory form is slow on AMD cores).
-        const MF listed_here = hn::Not(below);
-        hn::StoreU(hn::Compress(x, listed_here), df, lx + count);
-        hn::StoreU(hn::Compress(index, hn::RebindMask(di, listed_here)), di, li + count);
-        count += hn::CountTrue(df, listed_here);
-        index = hn::Add(index, step);
-      }
-      base_sum[b][0] = acc0;
-      base_sum[b][1] = acc1;
-      listed[b] = count;
+      const BitmodScaleVecs sv[2] = {{df, kc, p, 0, scale0[b], scale0[b] * pow2k[b]}, {df, kc, p, 1, scale1[b], scale1[b] * pow2k[b]}};
+      const VF vk = hn::Set(df, pow2k[b]);
+      VF acc[4] = {hn::Zero(df), hn::Zero(df), hn::Zero(df), hn::Zero(df)};
+      for (size_t j = 0; j < gs; j += N) BitmodAddErrors(df, kc, sv, vk, hn::LoadU(df, src + j), acc);
+      SumOfLanes4(df, acc, err[b]);
     }
-    // The listed elements, each rounded to every candidate in full.
+    // The choices; -1: the reference's.
     for (size_t b = 0; b < nb; ++b) {
-      if (kind[b] != kFinite) continue;
-      const float* lx = list_x.data() + b * list_stride;
-      float* lq = list_q.data() + b * 4 * list_stride;
-      const VF vs0 = hn::Set(df, scale0[b]), vs1 = hn::Set(df, scale1[b]), vk = hn::Set(df, pow2k[b]);
-      const VF vs0k = hn::Set(df, scale0[b] * pow2k[b]), vs1k = hn::Set(df, scale1[b] * pow2k[b]);
-      VF acc[4] = {base_sum[b][0], base_sum[b][0], base_sum[b][1], base_sum[b][1]};
-      MF differ01 = hn::FirstN(df, 0), differ23 = hn::FirstN(df, 0);
-      for (size_t j = 0; j < listed[b]; j += N) {
-        // Lanes past the list hold 0: every candidate gives 0 there, with no error.
-        const VF x = hn::IfThenElseZero(hn::FirstN(df, listed[b] - j), hn::LoadU(df, lx + j));
-        const VF xk = hn::Mul(x, vk);
-        const VF v0 = hn::Div(x, vs0), v1 = hn::Div(x, vs1);
-        const VF base0 = BitmodBase(df, kc, v0), base1 = BitmodBase(df, kc, v1);
-        for (int c = 0; c < 4; ++c) {
-          const VF v = c < 2 ? v0 : v1;
-          // The asymmetry extras (2, 3) lie beyond the base grid: their cells are open-ended.
-          const MF in_cell = c == 2   ? hn::Gt(v, kc.cell_lo[c])
-                             : c == 3 ? hn::Le(v, kc.cell_hi[c])
-                                      : hn::And(hn::Gt(v, kc.cell_lo[c]), hn::Le(v, kc.cell_hi[c]));
-          if (c < 2) differ01 = hn::Or(differ01, in_cell);
-          else differ23 = hn::Or(differ23, in_cell);
-          const VF q = hn::IfThenElse(in_cell, kc.extra[c], c < 2 ? base0 : base1);
-          hn::StoreU(hn::Mul(q, c < 2 ? vs0 : vs1), df, lq + c * list_stride + j);
-          const VF e = hn::NegMulAdd(q, c < 2 ? vs0k : vs1k, xk);
-          acc[c] = hn::MulAdd(e, e, acc[c]);
+      best[b] = 0;  // all zeros: every candidate gives +0 everywhere, a tie
+      if (amax_bits[b] == 0) continue;
+      best[b] = -1;  // a NaN or inf makes the whole group NaN
+      if (amax_bits[b] >= 0x7F800000u) continue;
+      int c_best = 0;
+      bool certain = true;
+      for (int c = 1; c < 4 && certain; ++c) {
+        const double tol = rel * (err[b][c] + err[b][c_best]) + abs_tol;
+        if (err[b][c] < err[b][c_best] - tol) {
+          c_best = c;
+        } else if (!(err[b][c] > err[b][c_best] + tol)) {
+          // Too close to call, unless the two are one scale's candidates with the same values
+          // everywhere (equal sums: keep the earlier).
+          const int i = c / 2;
+          certain = c % 2 == 1 && c_best == c - 1 &&
+                    !BitmodCandidatesDiffer(df, kc, i, {df, kc, p, i, i == 0 ? scale0[b] : scale1[b], 1.0f}, in + (g0 + b) * gs, gs);
         }
       }
-      SumOfLanes4(df, acc, err[b]);
-      // Two candidates of one scale give the same values everywhere when no element is in either
-      // one's cell (only listed elements can be).
-      same01[b] = hn::AllFalse(df, differ01);
-      same23[b] = hn::AllFalse(df, differ23);
+      if (certain) best[b] = c_best;
     }
     for (size_t b = 0; b < nb; ++b) {
       const float* src = in + (g0 + b) * gs;
       float* dst = out + (g0 + b) * gs;
-      if (kind[b] == kZero) {  // every candidate gives +0 everywhere: a tie, candidate 0
-        for (size_t j = 0; j < gs; j += N) hn::StoreU(hn::Zero(df), df, dst + j);
-        continue;
-      }
-      int best = 0;
-      bool certain = kind[b] == kFinite;  // a NaN or inf makes the whole group NaN: the reference
-      for (int c = 1; c < 4 && certain; ++c) {
-        if ((c == 1 && best == 0 && same01[b]) || (c == 3 && best == 2 && same23[b])) continue;  // equal sums: keep
-        const double tol = rel * (err[b][c] + err[b][best]) + abs_tol;
-        if (err[b][c] < err[b][best] - tol) best = c;
-        else if (!(err[b][c] > err[b][best] + tol)) certain = false;
-      }
-      if (!certain) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+      // The output's lines a batch ahead, for writing (their fetch would otherwise stall the stores).
+      if (g0 + b + kBatch < groups)
+        for (size_t j = 0; j < gs; j += 16) asm volatile("prefetchw %0" ::"m"(dst[kBatch * gs + j]));
+#endif
+      if (best[b] < 0) {
         format.quantize_reference({src, gs}, {dst, gs});
-        continue;
+      } else if (amax_bits[b] == 0) {
+        for (size_t j = 0; j < gs; j += N) hn::StoreU(hn::Zero(df), df, dst + j);
+      } else {
+        const int i = best[b] / 2;
+        const float s = i == 0 ? scale0[b] : scale1[b];
+        const BitmodScaleVecs sv(df, kc, p, i, s, s);
+        for (size_t j = 0; j < gs; j += N) hn::StoreU(BitmodValues(df, kc, best[b], sv, hn::LoadU(df, src + j)), df, dst + j);
       }
-      const float* chosen = trials.data() + (b * 2 + static_cast<size_t>(best / 2)) * gs;
-      for (size_t j = 0; j < gs; j += N) hn::StoreU(hn::Add(hn::LoadU(df, chosen + j), hn::Zero(df)), df, dst + j);  // -0 -> +0
-      const float* lq = list_q.data() + (b * 4 + static_cast<size_t>(best)) * list_stride;
-      const int32_t* li = list_index.data() + b * list_stride;
-      for (size_t i = 0; i < listed[b]; ++i) dst[li[i]] = lq[i] + 0.0f;
     }
   }
   return groups;

@@ -397,6 +397,33 @@ TEST(SimdEquivalence, BitmodJustAboveMinusHalf) {
   }
 }
 
+TEST(SimdEquivalence, BitmodNearTieAtCellEdges) {
+  // Candidates 0 and 1 (extras +10 and -10, cells (9, 11] and [-11, -9)) whose error sums differ by
+  // less than the float sums can tell: an element at +9.25 and one at -9.25 (1 + d) sit on the first
+  // half step of each cell. The kernel must see that the two candidates differ there (and so hand
+  // the group to the reference, which picks candidate 1 for d > 0, 0 for d = 0 or d < 0) rather than
+  // take them for the same values. Scale 1 (16 at 12) loses on the fill of 1s.
+  const Format f = Format::parse("bitmod_fp4");
+  std::vector<float> in;
+  for (float d : {0x1p-22f, 0.0f, -0x1p-22f, 0x1p-21f}) {
+    for (float sign : {1.0f, -1.0f}) {
+      std::vector<float> group(128, 1.0f);
+      group[0] = 12.0f;
+      group[5] = 9.25f * sign;
+      group[77] = -9.25f * (1.0f + d) * sign;
+      in.insert(in.end(), group.begin(), group.end());
+    }
+  }
+  std::vector<float> want(in.size());
+  fake_quant_reference(f, in, want);
+  // d = 2^-22: candidate 1 (+9.25 -> 8, -9.25 (1 + d) -> -10); d = 0: the tie keeps candidate 0.
+  EXPECT_EQ(want[5], 8.0f);
+  EXPECT_EQ(want[77], -10.0f);
+  EXPECT_EQ(want[256 + 5], 10.0f);
+  EXPECT_EQ(want[256 + 77], -8.0f);
+  compare(f, in, {}, {});
+}
+
 TEST(SimdEquivalence, BitmodScaleOnFloat16Midpoints) {
   // The group scale is float16's nearest-even of amax / gmax, clamped to [fp16(1e-5), fp16(1e4)].
   // A group of one large value and small ones shows the scale in the output (amax / scale is near
