@@ -928,12 +928,48 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
   const DU du;
   const VU magnitude = hn::Set(du, 0x7FFFFFFFu);
   const double rel = 2.0 * static_cast<double>(gs + 8) * 0x1p-24, abs_tol = static_cast<double>(gs) * 0x1p-140;
-  HWY_ALIGN uint32_t amax_bits[kBatch];
-  HWY_ALIGN float scale0[kBatch], scale1[kBatch], pow2k[kBatch];
-  double err[kBatch][4];
-  int best[kBatch];
-  for (size_t g0 = 0; g0 < groups; g0 += kBatch) {
+  // A batch's groups and what the output needs of them. Each batch's output is written during the
+  // next batch's error pass, so that the choices' wait for the error sums overlaps other work.
+  struct Batch {
+    size_t g0 = 0, nb = 0;
+    HWY_ALIGN uint32_t amax_bits[kBatch];
+    HWY_ALIGN float scale0[kBatch], scale1[kBatch], pow2k[kBatch];
+    HWY_ALIGN int best[kBatch];
+  };
+  Batch batches[2];
+  const auto emit = [&](const Batch& t, size_t b) {
+    if (b >= t.nb) return;
+    const float* src = in + (t.g0 + b) * gs;
+    float* dst = out + (t.g0 + b) * gs;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    // The output's lines a batch ahead, for writing (their fetch would otherwise stall the stores).
+    if (t.g0 + b + kBatch < groups)
+      for (size_t j = 0; j < gs; j += 16) asm volatile("prefetchw %0" ::"m"(dst[kBatch * gs + j]));
+#endif
+    if (t.best[b] < 0) {
+      format.quantize_reference({src, gs}, {dst, gs});
+    } else if (t.amax_bits[b] == 0) {
+      for (size_t j = 0; j < gs; j += N) hn::StoreU(hn::Zero(df), df, dst + j);
+    } else {
+      const int i = t.best[b] / 2;
+      const float s = i == 0 ? t.scale0[b] : t.scale1[b];
+      const BitmodScaleVecs sv(df, kc, p, i, s, s);
+      for (size_t j = 0; j < gs; j += N) hn::StoreU(BitmodValues(df, kc, t.best[b], sv, hn::LoadU(df, src + j)), df, dst + j);
+    }
+  };
+  HWY_ALIGN double err[4][kBatch];  // candidate, group
+  size_t set = 0;
+  for (size_t g0 = 0; g0 < groups; g0 += kBatch, set ^= 1) {
     const size_t nb = std::min(kBatch, groups - g0);
+    Batch& cur = batches[set];
+    const Batch& prev = batches[set ^ 1];
+    cur.g0 = g0;
+    cur.nb = nb;
+    uint32_t* const amax_bits = cur.amax_bits;
+    float* const scale0 = cur.scale0;
+    float* const scale1 = cur.scale1;
+    float* const pow2k = cur.pow2k;
+    int* const best = cur.best;
     // Largest |x| as the largest sign-cleared bit pattern (NaN / inf lie above every finite value).
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
     {
@@ -973,28 +1009,63 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
     }
 #endif
     // Each candidate's error sum.
-    for (size_t b = 0; b < nb; ++b) {
-      if (amax_bits[b] == 0 || amax_bits[b] >= 0x7F800000u) continue;
+    for (size_t b = 0; b < kBatch; ++b) {
+      emit(prev, b);
+      if (b >= nb || amax_bits[b] == 0 || amax_bits[b] >= 0x7F800000u) {
+        for (int c = 0; c < 4; ++c) err[c][b] = 0;  // a tie: not used
+        continue;
+      }
       const float* src = in + (g0 + b) * gs;
       const BitmodScaleVecs sv[2] = {{df, kc, p, 0, scale0[b], scale0[b] * pow2k[b]}, {df, kc, p, 1, scale1[b], scale1[b] * pow2k[b]}};
       const VF vk = hn::Set(df, pow2k[b]);
       VF acc[4] = {hn::Zero(df), hn::Zero(df), hn::Zero(df), hn::Zero(df)};
       for (size_t j = 0; j < gs; j += N) BitmodAddErrors(df, kc, sv, vk, hn::LoadU(df, src + j), acc);
-      SumOfLanes4(df, acc, err[b]);
+      double sums[4];
+      SumOfLanes4(df, acc, sums);
+      for (int c = 0; c < 4; ++c) err[c][b] = sums[c];
     }
-    // The choices; -1: the reference's.
+    // The choices (-1: the reference's). A candidate replaces the best so far where its sum is
+    // lower by more than the tolerance and keeps it where higher by more; a group with any closer
+    // call is decided again below, one step at a time.
+    uint32_t close_calls = 0;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    {
+      // All groups at once, without branches: which candidate wins is as good as random.
+      const __m512d vrel = _mm512_set1_pd(rel), vabs = _mm512_set1_pd(abs_tol);
+      __m512d e_best = _mm512_load_pd(err[0]);
+      __m512i c_best = _mm512_setzero_si512();
+      __mmask8 decided = 0xFF;
+      for (int c = 1; c < 4; ++c) {
+        const __m512d e = _mm512_load_pd(err[c]);
+        const __m512d tol = _mm512_add_pd(_mm512_mul_pd(vrel, _mm512_add_pd(e, e_best)), vabs);
+        const __mmask8 lower = _mm512_cmp_pd_mask(e, _mm512_sub_pd(e_best, tol), _CMP_LT_OQ);
+        decided &= lower | _mm512_cmp_pd_mask(e, _mm512_add_pd(e_best, tol), _CMP_GT_OQ);
+        c_best = _mm512_mask_mov_epi64(c_best, lower, _mm512_set1_epi64(c));
+        e_best = _mm512_mask_mov_pd(e_best, lower, e);
+      }
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(best), _mm512_cvtepi64_epi32(c_best));
+      close_calls = static_cast<uint8_t>(~decided);
+    }
+#else
+    close_calls = 0xFF;
+#endif
     for (size_t b = 0; b < nb; ++b) {
-      best[b] = 0;  // all zeros: every candidate gives +0 everywhere, a tie
-      if (amax_bits[b] == 0) continue;
-      best[b] = -1;  // a NaN or inf makes the whole group NaN
-      if (amax_bits[b] >= 0x7F800000u) continue;
+      if (amax_bits[b] == 0) {  // all zeros: every candidate gives +0 everywhere, a tie
+        best[b] = 0;
+        continue;
+      }
+      if (amax_bits[b] >= 0x7F800000u) {  // a NaN or inf makes the whole group NaN
+        best[b] = -1;
+        continue;
+      }
+      if (!(close_calls >> b & 1)) continue;
       int c_best = 0;
       bool certain = true;
       for (int c = 1; c < 4 && certain; ++c) {
-        const double tol = rel * (err[b][c] + err[b][c_best]) + abs_tol;
-        if (err[b][c] < err[b][c_best] - tol) {
+        const double tol = rel * (err[c][b] + err[c_best][b]) + abs_tol;
+        if (err[c][b] < err[c_best][b] - tol) {
           c_best = c;
-        } else if (!(err[b][c] > err[b][c_best] + tol)) {
+        } else if (!(err[c][b] > err[c_best][b] + tol)) {
           // Too close to call, unless the two are one scale's candidates with the same values
           // everywhere (equal sums: keep the earlier).
           const int i = c / 2;
@@ -1002,28 +1073,10 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
                     !BitmodCandidatesDiffer(df, kc, i, {df, kc, p, i, i == 0 ? scale0[b] : scale1[b], 1.0f}, in + (g0 + b) * gs, gs);
         }
       }
-      if (certain) best[b] = c_best;
-    }
-    for (size_t b = 0; b < nb; ++b) {
-      const float* src = in + (g0 + b) * gs;
-      float* dst = out + (g0 + b) * gs;
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-      // The output's lines a batch ahead, for writing (their fetch would otherwise stall the stores).
-      if (g0 + b + kBatch < groups)
-        for (size_t j = 0; j < gs; j += 16) asm volatile("prefetchw %0" ::"m"(dst[kBatch * gs + j]));
-#endif
-      if (best[b] < 0) {
-        format.quantize_reference({src, gs}, {dst, gs});
-      } else if (amax_bits[b] == 0) {
-        for (size_t j = 0; j < gs; j += N) hn::StoreU(hn::Zero(df), df, dst + j);
-      } else {
-        const int i = best[b] / 2;
-        const float s = i == 0 ? scale0[b] : scale1[b];
-        const BitmodScaleVecs sv(df, kc, p, i, s, s);
-        for (size_t j = 0; j < gs; j += N) hn::StoreU(BitmodValues(df, kc, best[b], sv, hn::LoadU(df, src + j)), df, dst + j);
-      }
+      best[b] = certain ? c_best : -1;
     }
   }
+  for (size_t b = 0; b < kBatch; ++b) emit(batches[set ^ 1], b);
   return groups;
 }
 
