@@ -120,7 +120,7 @@ struct BitmodPlan {
   int top_ulp_exp = 2;           // the base grid's largest step is 2^top_ulp_exp
   // Per scale (candidates 0-1, 2-3: extra values +e and -e, cells mirrored): the first and last
   // half step j of the cells, |v| in (j / 2, (j + 1) / 2] for v > 0, [j / 2, (j + 1) / 2) for v < 0;
-  // 31 stands for every j from there on.
+  // 31 stands for every j from there on (a cell that ends, ends below it).
   int cell_half_steps[2][2] = {};
   // base_by_half_step[j]: the base grid's magnitude nearest (2 j + 1) / 4, j < 32. Every midpoint of
   // the base grid is a multiple of 1/2, so |v| in (j / 2, (j + 1) / 2) rounds to it.
