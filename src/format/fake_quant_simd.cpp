@@ -797,7 +797,7 @@ struct BitmodScaleVecs {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
   __m512 neg_half_scale;                 // -s / 2
   __m512 base_lo, base_hi, extra_lo, extra_hi;  // the half-step tables times factor
-  BitmodScaleVecs(DF, const BitmodConstants& k, const BitmodPlan&, int i, float s, float factor)
+  BitmodScaleVecs(DF, const BitmodConstants& k, int i, float s, float factor)
       : neg_half_scale(_mm512_set1_ps(-0.5f * s)) {
     const __m512 f = _mm512_set1_ps(factor);
     base_lo = _mm512_mul_ps(k.by_half_step_lo, f);
@@ -807,7 +807,7 @@ struct BitmodScaleVecs {
   }
 #else
   VF scale, factor;
-  BitmodScaleVecs(DF df, const BitmodConstants&, const BitmodPlan&, int, float s, float factor_)
+  BitmodScaleVecs(DF df, const BitmodConstants&, int, float s, float factor_)
       : scale(hn::Set(df, s)), factor(hn::Set(df, factor_)) {}
 #endif
 };
@@ -825,14 +825,16 @@ HWY_INLINE __m512i BitmodHalfStep(__m512 x, __m512 neg_half_scale) {
   return _mm512_min_epi32(_mm512_xor_si512(f, _mm512_srai_epi32(f, 31)), _mm512_set1_epi32(31));
 }
 #else
-// Candidate c's value (before the factor) for v = x / s: v's base value (as BitmodBase) or, in its
-// cell, its extra value (the asymmetry extras, 2 and 3, lie beyond the base grid: their cells are
-// open-ended).
+// Whether v = x / s rounds to candidate c's extra value (the asymmetry extras, 2 and 3, lie beyond
+// the base grid: their cells are open-ended).
+HWY_INLINE MF BitmodInCell(const BitmodConstants& k, int c, VF v) {
+  return c == 2 ? hn::Gt(v, k.cell_lo[c]) : c == 3 ? hn::Le(v, k.cell_hi[c]) : hn::And(hn::Gt(v, k.cell_lo[c]), hn::Le(v, k.cell_hi[c]));
+}
+
+// Candidate c's value (before the factor) for v: v's base value (as BitmodBase) or, in its cell,
+// its extra value.
 HWY_INLINE VF BitmodCandidate(const BitmodConstants& k, int c, VF v, VF base) {
-  const MF in_cell = c == 2   ? hn::Gt(v, k.cell_lo[c])
-                     : c == 3 ? hn::Le(v, k.cell_hi[c])
-                              : hn::And(hn::Gt(v, k.cell_lo[c]), hn::Le(v, k.cell_hi[c]));
-  return hn::IfThenElse(in_cell, k.extra[c], base);
+  return hn::IfThenElse(BitmodInCell(k, c, v), k.extra[c], base);
 }
 #endif
 
@@ -900,7 +902,7 @@ HWY_INLINE bool BitmodCandidatesDiffer(DF df, const BitmodConstants& k, int i, c
 #else
     const VF v = hn::Div(x, sv.scale);
     for (int c = 2 * i; c < 2 * i + 2; ++c)
-      if (!hn::AllFalse(df, hn::And(hn::Gt(v, k.cell_lo[c]), hn::Le(v, k.cell_hi[c])))) return true;  // +-inf ends hold: v is finite
+      if (!hn::AllFalse(df, BitmodInCell(k, c, v))) return true;
 #endif
   }
   return false;
@@ -933,7 +935,8 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
   struct Batch {
     size_t g0 = 0, nb = 0;
     HWY_ALIGN uint32_t amax_bits[kBatch];
-    HWY_ALIGN float scale0[kBatch], scale1[kBatch], pow2k[kBatch];
+    HWY_ALIGN float scale[2][kBatch];  // scale i of each group
+    HWY_ALIGN float pow2k[kBatch];
     HWY_ALIGN int best[kBatch];
   };
   Batch batches[2];
@@ -952,8 +955,7 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
       for (size_t j = 0; j < gs; j += N) hn::StoreU(hn::Zero(df), df, dst + j);
     } else {
       const int i = t.best[b] / 2;
-      const float s = i == 0 ? t.scale0[b] : t.scale1[b];
-      const BitmodScaleVecs sv(df, kc, p, i, s, s);
+      const BitmodScaleVecs sv(df, kc, i, t.scale[i][b], t.scale[i][b]);
       for (size_t j = 0; j < gs; j += N) hn::StoreU(BitmodValues(df, kc, t.best[b], sv, hn::LoadU(df, src + j)), df, dst + j);
     }
   };
@@ -966,8 +968,7 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
     cur.g0 = g0;
     cur.nb = nb;
     uint32_t* const amax_bits = cur.amax_bits;
-    float* const scale0 = cur.scale0;
-    float* const scale1 = cur.scale1;
+    float(&scale)[2][kBatch] = cur.scale;
     float* const pow2k = cur.pow2k;
     int* const best = cur.best;
     // Largest |x| as the largest sign-cleared bit pattern (NaN / inf lie above every finite value).
@@ -985,8 +986,7 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
       const __m256i bits = MaxOfLanes8(m);
       _mm256_store_si256(reinterpret_cast<__m256i*>(amax_bits), bits);
       const __m256 amax = _mm256_castsi256_ps(bits);
-      _mm256_store_ps(scale0, BitmodScales8(p, amax, p.gmax[0]));
-      _mm256_store_ps(scale1, BitmodScales8(p, amax, p.gmax[1]));
+      for (int i = 0; i < 2; ++i) _mm256_store_ps(scale[i], BitmodScales8(p, amax, p.gmax[i]));
       const __m256i k = _mm256_min_epi32(_mm256_max_epi32(_mm256_sub_epi32(_mm256_set1_epi32(127), _mm256_srli_epi32(bits, 23)),
                                                           _mm256_set1_epi32(-126)), _mm256_set1_epi32(127));
       _mm256_store_ps(pow2k, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23)));
@@ -1001,8 +1001,7 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
       float amax;
       std::memcpy(&amax, &amax_bits[b], 4);
       // BitmodScale is defined on NaN and inf too; those groups do not use it.
-      scale0[b] = BitmodScale(p, static_cast<double>(amax) / p.gmax[0]);
-      scale1[b] = BitmodScale(p, static_cast<double>(amax) / p.gmax[1]);
+      for (int i = 0; i < 2; ++i) scale[i][b] = BitmodScale(p, static_cast<double>(amax) / p.gmax[i]);
       // Differences scaled by 2^k, amax * 2^k in [1, 2) (k clamped to float's normal powers; amax
       // subnormal gives 127), keep the squares in float's normal range.
       pow2k[b] = Pow2(std::clamp(127 - static_cast<int>(amax_bits[b] >> 23), -126, 127));
@@ -1016,7 +1015,7 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
         continue;
       }
       const float* src = in + (g0 + b) * gs;
-      const BitmodScaleVecs sv[2] = {{df, kc, p, 0, scale0[b], scale0[b] * pow2k[b]}, {df, kc, p, 1, scale1[b], scale1[b] * pow2k[b]}};
+      const BitmodScaleVecs sv[2] = {{df, kc, 0, scale[0][b], scale[0][b] * pow2k[b]}, {df, kc, 1, scale[1][b], scale[1][b] * pow2k[b]}};
       const VF vk = hn::Set(df, pow2k[b]);
       VF acc[4] = {hn::Zero(df), hn::Zero(df), hn::Zero(df), hn::Zero(df)};
       for (size_t j = 0; j < gs; j += N) BitmodAddErrors(df, kc, sv, vk, hn::LoadU(df, src + j), acc);
@@ -1070,7 +1069,7 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
           // everywhere (equal sums: keep the earlier).
           const int i = c / 2;
           certain = c % 2 == 1 && c_best == c - 1 &&
-                    !BitmodCandidatesDiffer(df, kc, i, {df, kc, p, i, i == 0 ? scale0[b] : scale1[b], 1.0f}, in + (g0 + b) * gs, gs);
+                    !BitmodCandidatesDiffer(df, kc, i, {df, kc, i, scale[i][b], 1.0f}, in + (g0 + b) * gs, gs);
         }
       }
       best[b] = certain ? c_best : -1;
