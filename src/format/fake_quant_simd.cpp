@@ -478,10 +478,12 @@ size_t QuantizeBlocksSimd(const ElementPlan& p, const float* in, float* out, siz
       for (size_t k = 0; k < block; k += N) hn::StoreU(fill, df, dst + k);
       continue;
     }
-    const VF sv = hn::Set(df, s), inv = hn::Set(df, 1.0f / s);
+    const float reciprocal = 1.0f / s;  // exact for a power of two, unless s < 2^-127 (inf)
+    const bool multiply = pow2 && std::isfinite(reciprocal);
+    const VF sv = hn::Set(df, s), inv = hn::Set(df, reciprocal);
     for (size_t k = 0; k < block; k += N) {
       const VF x = hn::LoadU(df, src + k);
-      const VF v = pow2 ? hn::Mul(x, inv) : hn::Div(x, sv);  // 1 / s is exact for a power of two
+      const VF v = multiply ? hn::Mul(x, inv) : hn::Div(x, sv);
       hn::StoreU(hn::Mul(QuantizeVec(df, p, v, index0 + b * block + k), sv), df, dst + k);
     }
   }
@@ -521,7 +523,8 @@ size_t QuantizeMxBlocksSimd(const ElementPlan& p, const Pow2FloorScale& rule, co
                             size_t blocks, size_t block, uint64_t index0) {
   const DF df;
   const size_t N = hn::Lanes(df);
-  if (block % N != 0) return 0;
+  // Scales below 2^-127 have no float reciprocal: QuantizeBlocksSimd divides by them.
+  if (block % N != 0 || rule.scale_emin < -127 || rule.scale_emax > 127) return 0;
   for (size_t b = 0; b < blocks; ++b) {
     const float* src = in + b * block;
     float* dst = out + b * block;

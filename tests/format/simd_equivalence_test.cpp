@@ -329,6 +329,37 @@ TEST(SimdEquivalence, Nvfp4AndNearestScales) {
   EXPECT_GE(done, target_count());
 }
 
+TEST(SimdEquivalence, FloorRuleScaleEdges) {
+  // The MX floor rule, 16 blocks at a time: all-zero, subnormal, NaN / inf and huge blocks, on scales
+  // whose range clamps at both ends (with a NaN code above, or none), and block counts with a
+  // remainder of fewer than 16 blocks.
+  const char* specs[] = {
+      "mxfp4",
+      "mxint8",
+      "block(e2m1,scale=pow2,size=32,rule=floor)",
+      "block(e2m1,scale=ue5m0:specials=fn,subnormals=off,zero=no,size=32,rule=floor)",
+      "block(e4m3:specials=fn,scale=ue4m0:bias=3,specials=none,subnormals=off,zero=no,size=16,rule=floor)",
+      "block(e3m2:specials=none,scale=ue8m0:bias=140,specials=fn,subnormals=off,zero=no,size=64,rule=floor)",
+      "block(fixed<8,-2,AP_RND,AP_SAT>,scale=e8m0,size=32,rule=floor)",
+  };
+  std::mt19937 rng(8);
+  size_t done = 0;
+  const size_t per_format = target_count() / 4 / std::size(specs) + 1;
+  for (const char* spec : specs) {
+    const Format f = Format::parse(spec);
+    const size_t block = static_cast<size_t>(f.block()->params().block_size);
+    for (size_t r = 0; r < 2; ++r) {
+      const size_t n = ((per_format / 2 + 16 * block - 1) / (16 * block) * 16 + (r == 0 ? 0 : 13)) * block;
+      const std::vector<float> in = run_inputs(rng, n, block, 0.5f, 6.0f);
+      FakeQuantOptions opt;
+      if (r == 1) opt.rounding = Rounding::Stochastic;
+      done += compare(f, in, {}, opt);
+      if (HasFailure()) return;
+    }
+  }
+  EXPECT_GE(done, target_count() / 4);
+}
+
 TEST(SimdEquivalence, Nvfp4SmallTensors) {
   // Every length up to a few blocks, and tensor scales at float32's ends.
   const Format f = Format::parse("nvfp4");
