@@ -413,27 +413,40 @@ HWY_INLINE float BlockAmax(DF df, const float* src, size_t block, bool* finite) 
 }
 
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-// BlockAmax of 16 consecutive blocks of 16 floats: the sixteen largest magnitudes reduced together
-// (four rounds of interleave and max, 45 operations) instead of one horizontal max per block.
-HWY_INLINE void BlockAmax16x16(const float* src, float* amax, bool* finite) {
-  const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
+// Lane k: the largest of v[k]'s sixteen unsigned lanes. Four rounds of interleave and max
+// (45 operations) instead of sixteen horizontal maxima.
+HWY_INLINE __m512i MaxOfLanes16x16(const __m512i (&v)[16]) {
   __m512i w[8];
-  for (int i = 0; i < 8; ++i) {
-    const __m512i a = _mm512_and_si512(_mm512_loadu_si512(src + 32 * i), magnitude);
-    const __m512i b = _mm512_and_si512(_mm512_loadu_si512(src + 32 * i + 16), magnitude);
-    // Per 128-bit lane: a0 b0 a1 b1 and a2 b2 a3 b3.
-    w[i] = _mm512_max_epu32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
-  }
+  for (int i = 0; i < 8; ++i)  // per 128-bit lane: v[2i]'s and v[2i+1]'s lanes, interleaved pairwise
+    w[i] = _mm512_max_epu32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
   __m512i x[4];
-  for (int i = 0; i < 4; ++i)  // per 128-bit lane: blocks 4i .. 4i+3, each over that lane
+  for (int i = 0; i < 4; ++i)  // per 128-bit lane: v[4i] .. v[4i+3], each over that lane
     x[i] = _mm512_max_epu32(_mm512_unpacklo_epi64(w[2 * i], w[2 * i + 1]), _mm512_unpackhi_epi64(w[2 * i], w[2 * i + 1]));
   const __m512i y0 = _mm512_max_epu32(_mm512_shuffle_i32x4(x[0], x[1], _MM_SHUFFLE(1, 0, 1, 0)),
                                       _mm512_shuffle_i32x4(x[0], x[1], _MM_SHUFFLE(3, 2, 3, 2)));
   const __m512i y1 = _mm512_max_epu32(_mm512_shuffle_i32x4(x[2], x[3], _MM_SHUFFLE(1, 0, 1, 0)),
                                       _mm512_shuffle_i32x4(x[2], x[3], _MM_SHUFFLE(3, 2, 3, 2)));
-  const __m512i bits = _mm512_max_epu32(_mm512_shuffle_i32x4(y0, y1, _MM_SHUFFLE(2, 0, 2, 0)),
-                                        _mm512_shuffle_i32x4(y0, y1, _MM_SHUFFLE(3, 1, 3, 1)));
-  // NaN and inf lie above every finite magnitude; such blocks get amax 0 and finite false.
+  return _mm512_max_epu32(_mm512_shuffle_i32x4(y0, y1, _MM_SHUFFLE(2, 0, 2, 0)),
+                          _mm512_shuffle_i32x4(y0, y1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// Lane k: the sign-cleared bit pattern of the largest magnitude in block k of 16 consecutive blocks
+// of `block` floats (a multiple of 16). NaN and inf lie above every finite magnitude (>= 0x7F800000).
+HWY_INLINE __m512i BlockAmaxBits16(const float* src, size_t block) {
+  const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
+  __m512i v[16];
+  for (size_t k = 0; k < 16; ++k) {
+    const float* b = src + k * block;
+    __m512i m = _mm512_and_si512(_mm512_loadu_si512(b), magnitude);
+    for (size_t j = 16; j < block; j += 16) m = _mm512_max_epu32(m, _mm512_and_si512(_mm512_loadu_si512(b + j), magnitude));
+    v[k] = m;
+  }
+  return MaxOfLanes16x16(v);
+}
+
+// BlockAmax of 16 consecutive blocks of 16 floats; NaN / inf blocks get amax 0 and finite false.
+HWY_INLINE void BlockAmax16x16(const float* src, float* amax, bool* finite) {
+  const __m512i bits = BlockAmaxBits16(src, 16);
   const __mmask16 ok = _mm512_cmplt_epu32_mask(bits, _mm512_set1_epi32(0x7F800000));
   _mm512_storeu_si512(amax, _mm512_maskz_mov_epi32(ok, bits));
   for (int k = 0; k < 16; ++k) finite[k] = (ok >> k) & 1;
@@ -519,32 +532,6 @@ HWY_INLINE float Pow2(int e) {
 
 // OCP MX floor rule fused with the elements: per block, amax, the power-of-two scale
 // 2^clamp(floor(log2 amax) - elem_emax), then x * 2^-k rounded and scaled back, in one pass.
-size_t QuantizeMxBlocksSimd(const ElementPlan& p, const Pow2FloorScale& rule, const float* in, float* out,
-                            size_t blocks, size_t block, uint64_t index0) {
-  const DF df;
-  const size_t N = hn::Lanes(df);
-  // Scales below 2^-127 have no float reciprocal: QuantizeBlocksSimd divides by them.
-  if (block % N != 0 || rule.scale_emin < -127 || rule.scale_emax > 127) return 0;
-  for (size_t b = 0; b < blocks; ++b) {
-    const float* src = in + b * block;
-    float* dst = out + b * block;
-    bool finite = true;
-    const float amax = BlockAmax(df, src, block, &finite);
-    const int e = rule.exponent(amax);
-    const bool nan_block = !finite || e == Pow2FloorScale::kNaN;
-    if (nan_block) {
-      const VF nan = hn::Set(df, std::numeric_limits<float>::quiet_NaN());
-      for (size_t k = 0; k < block; k += N) hn::StoreU(nan, df, dst + k);
-      continue;
-    }
-    const float s = Pow2(e), inv = Pow2(-e);
-    const VF sv = hn::Set(df, s), iv = hn::Set(df, inv);
-    for (size_t k = 0; k < block; k += N)
-      hn::StoreU(hn::Mul(QuantizeVec(df, p, hn::Mul(hn::LoadU(df, src + k), iv), index0 + b * block + k), sv), df, dst + k);
-  }
-  return blocks;
-}
-
 // Effective scales float(round_nearest(amax[k] / denom) * tensor) of n blocks (n a multiple of
 // the double lane count), several blocks per vector. See NearestMinifloatScale for exactness.
 HWY_INLINE void NearestScales(const NearestMinifloatScale& r, const float* amax, float* eff, size_t n) {
@@ -584,6 +571,95 @@ HWY_INLINE VF QuantizeFiniteNearestEven(DF df, VI field_lo, VI field_hi, VI magi
   const VF magic = hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(field, magic_bias)));
   const VF r = hn::Min(hn::Sub(hn::Add(a, magic), magic), maxv);
   return hn::Or(r, hn::And(x, hn::Set(df, -0.0f)));
+}
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+// Pow2FloorScale::exponent of 16 blocks from their BlockAmaxBits16: scale[k] = 2^e, inv[k] = 2^-e;
+// returns the NaN blocks. Needs scale exponents in [-127, 127] (both powers are floats) and
+// elem_emax >= -127 - scale_emin: then a block whose amax is subnormal or zero gets e = scale_emin
+// from its exponent field 0 alone, as from the exact floor(log2 amax).
+HWY_INLINE __mmask16 MxScales16(const Pow2FloorScale& r, __m512i bits, float* scale, float* inv) {
+  const __mmask16 nonfinite = _mm512_cmpge_epu32_mask(bits, _mm512_set1_epi32(0x7F800000));
+  __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(127 + r.elem_emax));
+  const __m512i emax = _mm512_set1_epi32(r.scale_emax);
+  const __mmask16 above = r.nan_above ? _mm512_cmpgt_epi32_mask(e, emax) : __mmask16{0};
+  e = _mm512_max_epi32(_mm512_min_epi32(e, emax), _mm512_set1_epi32(r.scale_emin));
+  // 2^e for e in [-149, 127]: the biased exponent, or for e < -126 the subnormal's single bit.
+  const auto pow2 = [](__m512i x) {
+    const __mmask16 normal_pow = _mm512_cmpge_epi32_mask(x, _mm512_set1_epi32(-126));
+    return _mm512_mask_blend_epi32(normal_pow, _mm512_sllv_epi32(_mm512_set1_epi32(1), _mm512_add_epi32(x, _mm512_set1_epi32(149))),
+                                   _mm512_slli_epi32(_mm512_add_epi32(x, _mm512_set1_epi32(127)), 23));
+  };
+  _mm512_store_si512(scale, pow2(e));
+  _mm512_store_si512(inv, pow2(_mm512_sub_epi32(_mm512_setzero_si512(), e)));
+  return nonfinite | above;
+}
+#endif
+
+// OCP MX floor rule fused with the elements: per block, amax, the power-of-two scale
+// 2^clamp(floor(log2 amax) - elem_emax), then x * 2^-k rounded and scaled back, in one pass.
+size_t QuantizeMxBlocksSimd(const ElementPlan& p, const Pow2FloorScale& rule, const float* in, float* out,
+                            size_t blocks, size_t block, uint64_t index0) {
+  const DF df;
+  const DI di;
+  const size_t N = hn::Lanes(df);
+  // Scales below 2^-127 have no float reciprocal: QuantizeBlocksSimd divides by them.
+  if (block % N != 0 || rule.scale_emin < -127 || rule.scale_emax > 127) return 0;
+  const bool plain = PlainNearestEven(p);
+  const VI field_lo = hn::Set(di, p.emin + 127), field_hi = hn::Set(di, p.emax_clamp + 127);
+  const VI magic_bias = hn::Set(di, 23 - p.mantissa_bits);
+  const VF maxv = hn::Set(df, p.max_value);
+  const VF nan = hn::Set(df, std::numeric_limits<float>::quiet_NaN());
+  // Vectors passed by value: kept in registers (a lambda's captures are reloaded after every store).
+  const auto plain_block = [](DF df, const float* src, float* dst, size_t block, VF sv, VF iv, VI field_lo, VI field_hi,
+                              VI magic_bias, VF maxv) HWY_ATTR {
+    for (size_t k = 0; k < block; k += hn::Lanes(df)) {
+      const VF v = hn::Mul(hn::LoadU(df, src + k), iv);
+      hn::StoreU(hn::Mul(QuantizeFiniteNearestEven(df, field_lo, field_hi, magic_bias, maxv, v), sv), df, dst + k);
+    }
+  };
+  // One block with its scale 2^e (s) and 2^-e (inv), or NaN.
+  const auto quantize_block = [&](size_t b, bool nan_block, float s, float inv) {
+    const float* src = in + b * block;
+    float* dst = out + b * block;
+    if (nan_block) {
+      for (size_t k = 0; k < block; k += N) hn::StoreU(nan, df, dst + k);
+      return;
+    }
+    const VF sv = hn::Set(df, s), iv = hn::Set(df, inv);
+    if (plain) {
+      plain_block(df, src, dst, block, sv, iv, field_lo, field_hi, magic_bias, maxv);
+      return;
+    }
+    for (size_t k = 0; k < block; k += N)
+      hn::StoreU(hn::Mul(QuantizeVec(df, p, hn::Mul(hn::LoadU(df, src + k), iv), index0 + b * block + k), sv), df, dst + k);
+  };
+  size_t b = 0;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  if (rule.elem_emax >= -127 - rule.scale_emin) {
+    HWY_ALIGN float scale[16], inv[16];
+    for (; b + 16 <= blocks; b += 16) {
+      const float* src = in + b * block;
+      PrefetchAhead(src, 16 * block, (blocks - b) * block);
+      const __mmask16 nan_blocks = MxScales16(rule, BlockAmaxBits16(src, block), scale, inv);
+      if (plain && nan_blocks == 0) {
+        for (size_t k = 0; k < 16; ++k)
+          plain_block(df, src + k * block, out + (b + k) * block, block, hn::Set(df, scale[k]), hn::Set(df, inv[k]),
+                      field_lo, field_hi, magic_bias, maxv);
+        continue;
+      }
+      for (size_t k = 0; k < 16; ++k) quantize_block(b + k, (nan_blocks >> k) & 1, scale[k], inv[k]);
+    }
+  }
+#endif
+  for (; b < blocks; ++b) {
+    bool finite = true;
+    const float amax = BlockAmax(df, in + b * block, block, &finite);
+    const int e = rule.exponent(amax);
+    const bool nan_block = !finite || e == Pow2FloorScale::kNaN;
+    quantize_block(b, nan_block, nan_block ? 0.0f : Pow2(e), nan_block ? 0.0f : Pow2(-e));
+  }
+  return blocks;
 }
 
 size_t QuantizeNearestScaledBlocksSimd(const ElementPlan& p, const NearestMinifloatScale& rule, const float* in,
