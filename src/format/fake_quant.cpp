@@ -129,9 +129,10 @@ BitmodPlan make_bitmod_plan(const BitmodFormat& f) {
   for (int s = 0; s < 2; ++s) {
     const int c = 2 * s;
     const float lo = p.cell_lo[c], hi = p.cell_hi[c];
-    if (!(p.extra[c] > 0 && p.extra[c + 1] == -p.extra[c] && p.cell_lo[c + 1] == -hi && p.cell_hi[c + 1] == -lo && lo >= 0 &&
+    // Cells from half step 1 on: zeros take the base value (0) in every candidate.
+    if (!(p.extra[c] > 0 && p.extra[c + 1] == -p.extra[c] && p.cell_lo[c + 1] == -hi && p.cell_hi[c + 1] == -lo && lo >= 0.5f &&
           2 * lo == std::floor(2 * lo) && 2 * lo < 31 && (std::isinf(hi) || (2 * hi == std::floor(2 * hi) && hi > lo && 2 * hi <= 31))))
-      throw std::logic_error("bitmod: each scale's extras must be +-e with mirrored cells on multiples of 1/2 below 16");
+      throw std::logic_error("bitmod: each scale's extras must be +-e with mirrored cells on multiples of 1/2 in [1/2, 16)");
     p.cell_half_steps[s][0] = static_cast<int>(2 * lo);
     p.cell_half_steps[s][1] = std::isinf(hi) ? 31 : static_cast<int>(2 * hi) - 1;
   }

@@ -892,17 +892,20 @@ struct BitmodScaleVecs {
 };
 
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-// The half step j of v = x / s: |v| in (j / 2, (j + 1) / 2) rounds to the tables' entry j; at |v| =
-// j / 2 ties go down for v > 0 (entry j - 1) and up for v < 0 (entry j), and so do the extras'
-// cells, which lie on multiples of 1/2. From w = x / (-s / 2) = -2 v (exact scaling where it
-// matters: a subnormal or overflowing w is far from every cell either way): F = floor(w) is -ceil(2
-// v) for v > 0 and floor(2 |v|) for v <= 0, so j = F for F >= 0 and -F - 1 = ~F below: F xor (F >>
-// 31). Entry 31 (|v| up to 16) is the grid's largest value, as is every |v| beyond (F out of range
-// converts to INT32_MIN, whose j is INT32_MAX).
-HWY_INLINE __m512i BitmodHalfStep(__m512 x, __m512 neg_half_scale) {
-  const __m512i f = _mm512_cvt_roundps_epi32(_mm512_div_ps(x, neg_half_scale), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  return _mm512_min_epi32(_mm512_xor_si512(f, _mm512_srai_epi32(f, 31)), _mm512_set1_epi32(31));
+// The half step j of v = x / s (`positive`: the lanes of x > 0): |v| in (j / 2, (j + 1) / 2) rounds
+// to the tables' entry j; at |v| = j / 2 ties go down for v > 0 (entry j - 1) and up for v < 0
+// (entry j), and so do the extras' cells, which lie on multiples of 1/2. F = floor(x / (-s / 2)) =
+// floor(-2 v), from the quotient rounded down (never below the floor, an integer and a float): -ceil(2
+// v) <= -1 for v > 0, and floor(2 |v|) for v <= 0 (+-0 included). So j = ~F for x > 0 and F
+// otherwise. Entry 31 (|v| up to 16) is the grid's largest value, as is every |v| beyond: F out of
+// range converts to INT32_MIN, which (or its complement) is above 31 unsigned.
+HWY_INLINE __m512i BitmodHalfStep(__m512 x, __mmask16 positive, __m512 neg_half_scale) {
+  const __m512 w = _mm512_div_round_ps(x, neg_half_scale, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __m512i f = _mm512_cvt_roundps_epi32(w, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  return _mm512_min_epu32(_mm512_mask_xor_epi32(f, positive, f, _mm512_set1_epi32(-1)), _mm512_set1_epi32(31));
 }
+
+HWY_INLINE __mmask16 BitmodPositive(__m512 x) { return _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ); }
 #else
 // Whether v = x / s rounds to candidate c's extra value (the asymmetry extras, 2 and 3, lie beyond
 // the base grid: their cells are open-ended).
@@ -924,15 +927,15 @@ HWY_INLINE void BitmodAddErrors(DF df, const BitmodConstants& k, const BitmodSca
   (void)k;
   // Magnitudes: the candidates round x and -x to opposite values. An element takes the extra of
   // its sign's candidate in the cells and the base value otherwise, so of the two candidates of a
-  // scale one has its extra-table error and the other its base-table error.
+  // scale one has its extra-table error and the other its base-table error (zeros lie in no cell).
   const __m512 xk = _mm512_mul_ps(_mm512_abs_ps(x.raw), vk.raw);
-  const __mmask16 negative = _mm512_movepi32_mask(_mm512_castps_si512(x.raw));
+  const __mmask16 positive = BitmodPositive(x.raw);
   for (int i = 0; i < 2; ++i) {
-    const __m512i j = BitmodHalfStep(x.raw, sv[i].neg_half_scale);
+    const __m512i j = BitmodHalfStep(x.raw, positive, sv[i].neg_half_scale);
     const __m512 base_error = _mm512_sub_ps(xk, _mm512_permutex2var_ps(sv[i].base_lo, j, sv[i].base_hi));
     const __m512 extra_error = _mm512_sub_ps(xk, _mm512_permutex2var_ps(sv[i].extra_lo, j, sv[i].extra_hi));
-    const __m512 plus = _mm512_mask_blend_ps(negative, extra_error, base_error);
-    const __m512 minus = _mm512_mask_blend_ps(negative, base_error, extra_error);
+    const __m512 plus = _mm512_mask_blend_ps(positive, base_error, extra_error);
+    const __m512 minus = _mm512_mask_blend_ps(positive, extra_error, base_error);
     acc[2 * i] = VF{_mm512_fmadd_ps(plus, plus, acc[2 * i].raw)};
     acc[2 * i + 1] = VF{_mm512_fmadd_ps(minus, minus, acc[2 * i + 1].raw)};
   }
@@ -949,23 +952,39 @@ HWY_INLINE void BitmodAddErrors(DF df, const BitmodConstants& k, const BitmodSca
 #endif
 }
 
-// One vector of candidate c's values (sv with factor s).
-HWY_INLINE VF BitmodValues(DF df, const BitmodConstants& k, int c, const BitmodScaleVecs& sv, VF x) {
+// Candidate c's values at its scale s, for the output.
+struct BitmodOutputVecs {
+  int c;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  // Signed values by half step: for x > 0, and for x <= 0 (negated magnitudes, +0 for 0: the
+  // reference's grid has only +0). Candidate 2 i has its extra +e on the positive side, 2 i + 1 -e.
+  __m512 neg_half_scale, positive_lo, positive_hi, other_lo, other_hi;
+  BitmodOutputVecs(DF df, const BitmodConstants& k, int c_, float s) : c(c_), neg_half_scale(_mm512_set1_ps(-0.5f * s)) {
+    const BitmodScaleVecs sv(df, k, c / 2, s, s);
+    const bool plus = c % 2 == 0;
+    positive_lo = plus ? sv.extra_lo : sv.base_lo;
+    positive_hi = plus ? sv.extra_hi : sv.base_hi;
+    other_lo = _mm512_sub_ps(_mm512_setzero_ps(), plus ? sv.base_lo : sv.extra_lo);
+    other_hi = _mm512_sub_ps(_mm512_setzero_ps(), plus ? sv.base_hi : sv.extra_hi);
+  }
+#else
+  BitmodScaleVecs sv;
+  BitmodOutputVecs(DF df, const BitmodConstants& k, int c_, float s) : c(c_), sv(df, k, c / 2, s, s) {}
+#endif
+};
+
+// One vector of a candidate's values.
+HWY_INLINE VF BitmodValues(DF df, const BitmodConstants& k, const BitmodOutputVecs& o, VF x) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
   (void)df;
   (void)k;
-  const __m512i j = BitmodHalfStep(x.raw, sv.neg_half_scale);
-  const __m512 base = _mm512_permutex2var_ps(sv.base_lo, j, sv.base_hi);
-  const __m512 extra = _mm512_permutex2var_ps(sv.extra_lo, j, sv.extra_hi);
-  const __mmask16 negative = _mm512_movepi32_mask(_mm512_castps_si512(x.raw));
-  const __m512 magnitude = c % 2 == 0 ? _mm512_mask_blend_ps(negative, extra, base) : _mm512_mask_blend_ps(negative, base, extra);
-  // x's sign, then -0 -> +0 (the reference's grid has only +0).
-  const __m512 q = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(magnitude), _mm512_castps_si512(x.raw),
-                                                                 _mm512_set1_epi32(INT32_MIN), 0xF8));
-  return VF{_mm512_add_ps(q, _mm512_setzero_ps())};
+  const __mmask16 positive = BitmodPositive(x.raw);
+  const __m512i j = BitmodHalfStep(x.raw, positive, o.neg_half_scale);
+  return VF{_mm512_mask_blend_ps(positive, _mm512_permutex2var_ps(o.other_lo, j, o.other_hi),
+                                 _mm512_permutex2var_ps(o.positive_lo, j, o.positive_hi))};
 #else
-  const VF v = hn::Div(x, sv.scale);
-  return hn::Add(hn::Mul(BitmodCandidate(k, c, v, BitmodBase(df, k, v)), sv.factor), hn::Zero(df));
+  const VF v = hn::Div(x, o.sv.scale);
+  return hn::Add(hn::Mul(BitmodCandidate(k, o.c, v, BitmodBase(df, k, v)), o.sv.factor), hn::Zero(df));
 #endif
 }
 
@@ -976,7 +995,7 @@ HWY_INLINE bool BitmodCandidatesDiffer(DF df, const BitmodConstants& k, int i, c
   for (size_t j = 0; j < gs; j += N) {
     const VF x = hn::LoadU(df, src + j);
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-    const __m512i h = BitmodHalfStep(x.raw, sv.neg_half_scale);
+    const __m512i h = BitmodHalfStep(x.raw, BitmodPositive(x.raw), sv.neg_half_scale);
     if (_mm512_cmpge_epi32_mask(h, k.cell_first[i]) & _mm512_cmplt_epi32_mask(h, k.cell_end[i])) return true;
 #else
     const VF v = hn::Div(x, sv.scale);
@@ -1033,9 +1052,8 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
     } else if (t.amax_bits[b] == 0) {
       for (size_t j = 0; j < gs; j += N) hn::StoreU(hn::Zero(df), df, dst + j);
     } else {
-      const int i = t.best[b] / 2;
-      const BitmodScaleVecs sv(df, kc, i, t.scale[i][b], t.scale[i][b]);
-      for (size_t j = 0; j < gs; j += N) hn::StoreU(BitmodValues(df, kc, t.best[b], sv, hn::LoadU(df, src + j)), df, dst + j);
+      const BitmodOutputVecs o(df, kc, t.best[b], t.scale[t.best[b] / 2][b]);
+      for (size_t j = 0; j < gs; j += N) hn::StoreU(BitmodValues(df, kc, o, hn::LoadU(df, src + j)), df, dst + j);
     }
   };
   HWY_ALIGN double err[4][kBatch];  // candidate, group

@@ -428,6 +428,36 @@ TEST(SimdEquivalence, BitmodJustAboveMinusHalf) {
   }
 }
 
+TEST(SimdEquivalence, BitmodZerosAndTinyValuesBesideLargeOnes) {
+  // Zeros of either sign, and values whose quotient by half the scale underflows, in groups whose
+  // scales are large (up to the clamp at max_scale), mixed with values in every cell. All of them
+  // round to +0 in every candidate.
+  const float tiny[] = {0.0f, -0.0f, 0x1p-149f, -0x1p-149f, 0x1p-140f, -0x1p-130f, 1e-30f, -1e-30f};
+  for (const char* spec : {"bitmod_fp4", "bitmod_fp3"}) {
+    const Format f = Format::parse(spec);
+    std::vector<float> in;
+    for (float amax : {1.0f, 1000.0f, 3e4f, 1e6f, 1e20f, -3e38f}) {
+      for (int pattern = 0; pattern < 4; ++pattern) {
+        std::vector<float> group(128);
+        for (size_t k = 0; k < group.size(); ++k) {
+          // Half the elements tiny, the rest spread over (-amax, amax) through every cell.
+          if ((k + static_cast<size_t>(pattern)) % 2 == 0) group[k] = tiny[(k / 2 + static_cast<size_t>(pattern)) % std::size(tiny)];
+          else group[k] = amax * (static_cast<float>(k % 33) / 16.0f - 1.0f);
+        }
+        group[static_cast<size_t>(pattern) * 5 + 1] = amax;
+        in.insert(in.end(), group.begin(), group.end());
+      }
+    }
+    std::vector<float> want(in.size());
+    fake_quant_reference(f, in, want);
+    for (size_t i = 0; i < in.size(); ++i) {
+      if (std::fabs(in[i]) > 1e-30f) continue;
+      ASSERT_EQ(bits_of(want[i]), 0u) << spec << " element " << i << " " << in[i];
+    }
+    compare(f, in, {}, {});
+  }
+}
+
 TEST(SimdEquivalence, BitmodNearTieAtCellEdges) {
   // Candidates 0 and 1 (extras +10 and -10, cells (9, 11] and [-11, -9)) whose error sums differ by
   // less than the float sums can tell: an element at +9.25 and one at -9.25 (1 + d) sit on the first
