@@ -530,8 +530,6 @@ HWY_INLINE float Pow2(int e) {
   return f;
 }
 
-// OCP MX floor rule fused with the elements: per block, amax, the power-of-two scale
-// 2^clamp(floor(log2 amax) - elem_emax), then x * 2^-k rounded and scaled back, in one pass.
 // Effective scales float(round_nearest(amax[k] / denom) * tensor) of n blocks (n a multiple of
 // the double lane count), several blocks per vector. See NearestMinifloatScale for exactness.
 HWY_INLINE void NearestScales(const NearestMinifloatScale& r, const float* amax, float* eff, size_t n) {
@@ -596,43 +594,53 @@ HWY_INLINE __mmask16 MxScales16(const Pow2FloorScale& r, __m512i bits, float* sc
 }
 #endif
 
-// OCP MX floor rule fused with the elements: per block, amax, the power-of-two scale
-// 2^clamp(floor(log2 amax) - elem_emax), then x * 2^-k rounded and scaled back, in one pass.
-size_t QuantizeMxBlocksSimd(const ElementPlan& p, const Pow2FloorScale& rule, const float* in, float* out,
-                            size_t blocks, size_t block, uint64_t index0) {
-  const DF df;
-  const DI di;
-  const size_t N = hn::Lanes(df);
-  // Scales below 2^-127 have no float reciprocal: QuantizeBlocksSimd divides by them.
-  if (block % N != 0 || rule.scale_emin < -127 || rule.scale_emax > 127) return 0;
-  const bool plain = PlainNearestEven(p);
-  const VI field_lo = hn::Set(di, p.emin + 127), field_hi = hn::Set(di, p.emax_clamp + 127);
-  const VI magic_bias = hn::Set(di, 23 - p.mantissa_bits);
-  const VF maxv = hn::Set(df, p.max_value);
+// Element quantizers for finite x whose block scale is finite: f(df, x, index) gives QuantizeVec's
+// result. Their constants are members, kept in registers where the loops take them by value.
+struct PlainMinifloatElements {  // PlainNearestEven plans
+  VI field_lo, field_hi, magic_bias;  // binade exponent field clamped to [emin, emax_clamp] (+127)
+  VF maxv;
+  explicit PlainMinifloatElements(const ElementPlan& p)
+      : field_lo(hn::Set(DI(), p.emin + 127)), field_hi(hn::Set(DI(), p.emax_clamp + 127)),
+        magic_bias(hn::Set(DI(), 23 - p.mantissa_bits)), maxv(hn::Set(DF(), p.max_value)) {}
+  VF operator()(DF df, VF x, uint64_t) const { return QuantizeFiniteNearestEven(df, field_lo, field_hi, magic_bias, maxv, x); }
+};
+
+// Integers and fixed point rounded to nearest-even on the scaled grid, saturating.
+bool PlainUniform(const ElementPlan& p) {
+  return p.kind == ElementPlan::kUniform && p.signed_rounding && p.rounding == Rounding::NearestEven &&
+         (p.overflow == FixedOverflow::Sat || p.overflow == FixedOverflow::SatSym);
+}
+
+struct PlainUniformElements {  // PlainUniform plans
+  VF inv_step, step, lo, hi;
+  explicit PlainUniformElements(const ElementPlan& p)
+      : inv_step(hn::Set(DF(), p.inv_step)), step(hn::Set(DF(), p.step)),
+        lo(hn::Set(DF(), p.overflow == FixedOverflow::SatSym ? -p.max_value : p.lowest_value)), hi(hn::Set(DF(), p.max_value)) {}
+  VF operator()(DF df, VF x, uint64_t) const {  // + 0: -0 -> +0
+    return hn::Add(hn::Min(hn::Max(hn::Mul(hn::Round(hn::Mul(x, inv_step)), step), lo), hi), hn::Zero(df));
+  }
+};
+
+struct AnyElements {
+  const ElementPlan& p;
+  VF operator()(DF df, VF x, uint64_t index) const { return QuantizeVec(df, p, x, index); }
+};
+
+// One block: f(x * inv) * s.
+template <class Elements>
+HWY_INLINE void ScaledBlock(DF df, const Elements f, const float* src, float* dst, size_t block, VF sv, VF iv, uint64_t index) {
+  for (size_t k = 0; k < block; k += hn::Lanes(df))
+    hn::StoreU(hn::Mul(f(df, hn::Mul(hn::LoadU(df, src + k), iv), index + k), sv), df, dst + k);
+}
+
+// The MX floor rule fused with the elements: per block, amax, the power-of-two scale
+// 2^clamp(floor(log2 amax) - elem_emax), then x * 2^-e rounded and scaled back, in one pass.
+template <class Elements>
+HWY_INLINE void MxBlocks(DF df, const Elements f, const Pow2FloorScale& rule, const float* in, float* out, size_t blocks,
+                         size_t block, uint64_t index0) {
   const VF nan = hn::Set(df, std::numeric_limits<float>::quiet_NaN());
-  // Vectors passed by value: kept in registers (a lambda's captures are reloaded after every store).
-  const auto plain_block = [](DF df, const float* src, float* dst, size_t block, VF sv, VF iv, VI field_lo, VI field_hi,
-                              VI magic_bias, VF maxv) HWY_ATTR {
-    for (size_t k = 0; k < block; k += hn::Lanes(df)) {
-      const VF v = hn::Mul(hn::LoadU(df, src + k), iv);
-      hn::StoreU(hn::Mul(QuantizeFiniteNearestEven(df, field_lo, field_hi, magic_bias, maxv, v), sv), df, dst + k);
-    }
-  };
-  // One block with its scale 2^e (s) and 2^-e (inv), or NaN.
-  const auto quantize_block = [&](size_t b, bool nan_block, float s, float inv) {
-    const float* src = in + b * block;
-    float* dst = out + b * block;
-    if (nan_block) {
-      for (size_t k = 0; k < block; k += N) hn::StoreU(nan, df, dst + k);
-      return;
-    }
-    const VF sv = hn::Set(df, s), iv = hn::Set(df, inv);
-    if (plain) {
-      plain_block(df, src, dst, block, sv, iv, field_lo, field_hi, magic_bias, maxv);
-      return;
-    }
-    for (size_t k = 0; k < block; k += N)
-      hn::StoreU(hn::Mul(QuantizeVec(df, p, hn::Mul(hn::LoadU(df, src + k), iv), index0 + b * block + k), sv), df, dst + k);
+  const auto nan_block = [df, nan, block](float* dst) HWY_ATTR {
+    for (size_t k = 0; k < block; k += hn::Lanes(df)) hn::StoreU(nan, df, dst + k);
   };
   size_t b = 0;
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
@@ -642,23 +650,32 @@ size_t QuantizeMxBlocksSimd(const ElementPlan& p, const Pow2FloorScale& rule, co
       const float* src = in + b * block;
       PrefetchAhead(src, 16 * block, (blocks - b) * block);
       const __mmask16 nan_blocks = MxScales16(rule, BlockAmaxBits16(src, block), scale, inv);
-      if (plain && nan_blocks == 0) {
-        for (size_t k = 0; k < 16; ++k)
-          plain_block(df, src + k * block, out + (b + k) * block, block, hn::Set(df, scale[k]), hn::Set(df, inv[k]),
-                      field_lo, field_hi, magic_bias, maxv);
-        continue;
+      for (size_t k = 0; k < 16; ++k) {
+        float* dst = out + (b + k) * block;
+        if ((nan_blocks >> k) & 1) nan_block(dst);
+        else ScaledBlock(df, f, src + k * block, dst, block, hn::Set(df, scale[k]), hn::Set(df, inv[k]), index0 + (b + k) * block);
       }
-      for (size_t k = 0; k < 16; ++k) quantize_block(b + k, (nan_blocks >> k) & 1, scale[k], inv[k]);
     }
   }
 #endif
   for (; b < blocks; ++b) {
+    const float* src = in + b * block;
+    float* dst = out + b * block;
     bool finite = true;
-    const float amax = BlockAmax(df, in + b * block, block, &finite);
-    const int e = rule.exponent(amax);
-    const bool nan_block = !finite || e == Pow2FloorScale::kNaN;
-    quantize_block(b, nan_block, nan_block ? 0.0f : Pow2(e), nan_block ? 0.0f : Pow2(-e));
+    const int e = rule.exponent(BlockAmax(df, src, block, &finite));
+    if (!finite || e == Pow2FloorScale::kNaN) nan_block(dst);
+    else ScaledBlock(df, f, src, dst, block, hn::Set(df, Pow2(e)), hn::Set(df, Pow2(-e)), index0 + b * block);
   }
+}
+
+size_t QuantizeMxBlocksSimd(const ElementPlan& p, const Pow2FloorScale& rule, const float* in, float* out,
+                            size_t blocks, size_t block, uint64_t index0) {
+  const DF df;
+  // Scales below 2^-127 have no float reciprocal: QuantizeBlocksSimd divides by them.
+  if (block % hn::Lanes(df) != 0 || rule.scale_emin < -127 || rule.scale_emax > 127) return 0;
+  if (PlainNearestEven(p)) MxBlocks(df, PlainMinifloatElements(p), rule, in, out, blocks, block, index0);
+  else if (PlainUniform(p)) MxBlocks(df, PlainUniformElements(p), rule, in, out, blocks, block, index0);
+  else MxBlocks(df, AnyElements{p}, rule, in, out, blocks, block, index0);
   return blocks;
 }
 

@@ -336,6 +336,7 @@ TEST(SimdEquivalence, FloorRuleScaleEdges) {
   const char* specs[] = {
       "mxfp4",
       "mxint8",
+      "block(int4,scale=e8m0,size=32,rule=floor)",
       "block(e2m1,scale=pow2,size=32,rule=floor)",
       "block(e2m1,scale=ue5m0:specials=fn,subnormals=off,zero=no,size=32,rule=floor)",
       "block(e4m3:specials=fn,scale=ue4m0:bias=3,specials=none,subnormals=off,zero=no,size=16,rule=floor)",
