@@ -88,7 +88,8 @@ struct Pow2FloorScale {
   }
 };
 // The MX floor rule and the elements fused in one pass per block (BlockScaler's pow2 shortcut,
-// computed in place). Returns the blocks done (none unless `block` is a multiple of the SIMD width).
+// computed in place). Returns the blocks done: none unless `block` is a multiple of the SIMD width
+// and the scale's exponents lie in [-127, 127] (scales with a float reciprocal).
 size_t quantize_mx_blocks_simd(const ElementPlan& p, const Pow2FloorScale& rule, const float* in, float* out,
                                size_t blocks, size_t block, uint64_t index0);
 // The nearest rule on a minifloat scale grid with zero and subnormals (NVFP4's E4M3 under an fp32
@@ -127,6 +128,12 @@ struct BitmodPlan {
   float base_by_half_step[32] = {};
   // The same per scale with the scale's extra magnitude in its cells (half steps cell_half_steps).
   float extra_by_half_step[2][32] = {};
+  // Whether both tables stay the same from half step 15 on (FP3): then 32 entries can hold both
+  // signs, indexed by F & 31 with F = floor(-2 v) clamped to [-16, 15]. Entry i < 16 is the half
+  // step j = i of x <= 0, entry i >= 16 the half step j = 31 - i of x > 0. Per scale, candidate 2 s
+  // (extra +e) and 2 s + 1 (-e) each have one such table of magnitudes.
+  bool sign_indexed = false;
+  float by_sign_index[4][32] = {};  // by candidate
   size_t group = 128;
 };
 BitmodPlan make_bitmod_plan(const BitmodFormat& f);

@@ -152,6 +152,16 @@ BitmodPlan make_bitmod_plan(const BitmodFormat& f) {
     for (int i = 0; i < 2; ++i)
       p.extra_by_half_step[i][j] = j >= p.cell_half_steps[i][0] && j <= p.cell_half_steps[i][1] ? p.extra[2 * i] : p.base_by_half_step[j];
   }
+  p.sign_indexed = true;
+  for (int j = 15; j < 32; ++j)
+    p.sign_indexed = p.sign_indexed && p.base_by_half_step[j] == p.base_by_half_step[15] &&
+                     p.extra_by_half_step[0][j] == p.extra_by_half_step[0][15] && p.extra_by_half_step[1][j] == p.extra_by_half_step[1][15];
+  for (int c = 0; c < 4; ++c) {
+    // Candidate 2 s's extra is +e: x > 0 takes the extra table, x <= 0 the base one; 2 s + 1 the reverse.
+    const float* positive = c % 2 == 0 ? p.extra_by_half_step[c / 2] : p.base_by_half_step;
+    const float* other = c % 2 == 0 ? p.base_by_half_step : p.extra_by_half_step[c / 2];
+    for (int i = 0; i < 32; ++i) p.by_sign_index[c][i] = i < 16 ? other[i] : positive[31 - i];
+  }
   p.gmax[0] = std::max(-grids[0].front(), grids[0].back());
   p.gmax[1] = std::max(-grids[2].front(), grids[2].back());
   return p;

@@ -778,6 +778,7 @@ struct BitmodConstants {
   // scale's extra magnitude in its cells.
   __m512 by_half_step_lo, by_half_step_hi, extra_by_half_step_lo[2], extra_by_half_step_hi[2];
   __m512i cell_first[2], cell_end[2];
+  __m512 by_sign_index_lo[4], by_sign_index_hi[4];  // BitmodPlan::by_sign_index
 #endif
   explicit BitmodConstants(const BitmodPlan& p) {
     const DF df;
@@ -790,6 +791,10 @@ struct BitmodConstants {
       extra_by_half_step_hi[s] = _mm512_loadu_ps(p.extra_by_half_step[s] + 16);
       cell_first[s] = _mm512_set1_epi32(p.cell_half_steps[s][0]);
       cell_end[s] = _mm512_set1_epi32(p.cell_half_steps[s][1] + 1);
+    }
+    for (int c = 0; c < 4; ++c) {
+      by_sign_index_lo[c] = _mm512_loadu_ps(p.by_sign_index[c]);
+      by_sign_index_hi[c] = _mm512_loadu_ps(p.by_sign_index[c] + 16);
     }
 #endif
     field_bias = hn::Set(di, 127 + p.base_mantissa_bits);
@@ -891,19 +896,21 @@ HWY_INLINE void SumOfLanes4(DF df, const VF (&v)[4], double (&sums)[4]) {
 // exact: few-bit integers times a float16, times a power of two).
 struct BitmodScaleVecs {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  __m512 neg_half_scale;                 // -s / 2
-  __m512 base_lo, base_hi, extra_lo, extra_hi;  // the half-step tables times factor
-  BitmodScaleVecs(DF, const BitmodConstants& k, int i, float s, float factor)
+  __m512 neg_half_scale;  // -s / 2
+  // Two tables times factor. By half step: the base grid's ([0]) and the one with the scale's extra
+  // ([1]). By sign index (BitmodPlan::sign_indexed): candidate 2 i's ([0]) and 2 i + 1's ([1]).
+  __m512 lo[2], hi[2];
+  BitmodScaleVecs(DF, const BitmodConstants& k, int i, float s, float factor, bool sign_indexed = false)
       : neg_half_scale(_mm512_set1_ps(-0.5f * s)) {
     const __m512 f = _mm512_set1_ps(factor);
-    base_lo = _mm512_mul_ps(k.by_half_step_lo, f);
-    base_hi = _mm512_mul_ps(k.by_half_step_hi, f);
-    extra_lo = _mm512_mul_ps(k.extra_by_half_step_lo[i], f);
-    extra_hi = _mm512_mul_ps(k.extra_by_half_step_hi[i], f);
+    lo[0] = _mm512_mul_ps(sign_indexed ? k.by_sign_index_lo[2 * i] : k.by_half_step_lo, f);
+    hi[0] = _mm512_mul_ps(sign_indexed ? k.by_sign_index_hi[2 * i] : k.by_half_step_hi, f);
+    lo[1] = _mm512_mul_ps(sign_indexed ? k.by_sign_index_lo[2 * i + 1] : k.extra_by_half_step_lo[i], f);
+    hi[1] = _mm512_mul_ps(sign_indexed ? k.by_sign_index_hi[2 * i + 1] : k.extra_by_half_step_hi[i], f);
   }
 #else
   VF scale, factor;
-  BitmodScaleVecs(DF df, const BitmodConstants&, int, float s, float factor_)
+  BitmodScaleVecs(DF df, const BitmodConstants&, int, float s, float factor_, bool = false)
       : scale(hn::Set(df, s)), factor(hn::Set(df, factor_)) {}
 #endif
 };
@@ -923,6 +930,15 @@ HWY_INLINE __m512i BitmodHalfStep(__m512 x, __mmask16 positive, __m512 neg_half_
 }
 
 HWY_INLINE __mmask16 BitmodPositive(__m512 x) { return _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ); }
+
+// The sign index of v = x / s (BitmodPlan::sign_indexed): F = floor(x / (-s / 2)) as in
+// BitmodHalfStep, clamped to [-16, 15] before the conversion (so that no F is out of range); a
+// lookup takes F & 31.
+HWY_INLINE __m512i BitmodSignIndex(__m512 x, __m512 neg_half_scale) {
+  const __m512 w = _mm512_div_round_ps(x, neg_half_scale, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __m512 clamped = _mm512_max_ps(_mm512_min_ps(w, _mm512_set1_ps(15.0f)), _mm512_set1_ps(-16.0f));
+  return _mm512_cvt_roundps_epi32(clamped, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+}
 #else
 // Whether v = x / s rounds to candidate c's extra value (the asymmetry extras, 2 and 3, lie beyond
 // the base grid: their cells are open-ended).
@@ -938,10 +954,23 @@ HWY_INLINE VF BitmodCandidate(const BitmodConstants& k, int c, VF v, VF base) {
 #endif
 
 // Adds one vector's squared errors, scaled by 2^k, to each candidate's sums.
+template <bool kSignIndexed>
 HWY_INLINE void BitmodAddErrors(DF df, const BitmodConstants& k, const BitmodScaleVecs (&sv)[2], VF vk, VF x, VF (&acc)[4]) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
   (void)df;
   (void)k;
+  if constexpr (kSignIndexed) {
+    // Each candidate's magnitudes by sign index: one lookup per candidate, no blends.
+    const __m512 xk = _mm512_mul_ps(_mm512_abs_ps(x.raw), vk.raw);
+    for (int i = 0; i < 2; ++i) {
+      const __m512i f = BitmodSignIndex(x.raw, sv[i].neg_half_scale);
+      const __m512 plus = _mm512_sub_ps(xk, _mm512_permutex2var_ps(sv[i].lo[0], f, sv[i].hi[0]));
+      const __m512 minus = _mm512_sub_ps(xk, _mm512_permutex2var_ps(sv[i].lo[1], f, sv[i].hi[1]));
+      acc[2 * i] = VF{_mm512_fmadd_ps(plus, plus, acc[2 * i].raw)};
+      acc[2 * i + 1] = VF{_mm512_fmadd_ps(minus, minus, acc[2 * i + 1].raw)};
+    }
+    return;
+  }
   // Magnitudes: the candidates round x and -x to opposite values. An element takes the extra of
   // its sign's candidate in the cells and the base value otherwise, so of the two candidates of a
   // scale one has its extra-table error and the other its base-table error (zeros lie in no cell).
@@ -949,8 +978,8 @@ HWY_INLINE void BitmodAddErrors(DF df, const BitmodConstants& k, const BitmodSca
   const __mmask16 positive = BitmodPositive(x.raw);
   for (int i = 0; i < 2; ++i) {
     const __m512i j = BitmodHalfStep(x.raw, positive, sv[i].neg_half_scale);
-    const __m512 base_error = _mm512_sub_ps(xk, _mm512_permutex2var_ps(sv[i].base_lo, j, sv[i].base_hi));
-    const __m512 extra_error = _mm512_sub_ps(xk, _mm512_permutex2var_ps(sv[i].extra_lo, j, sv[i].extra_hi));
+    const __m512 base_error = _mm512_sub_ps(xk, _mm512_permutex2var_ps(sv[i].lo[0], j, sv[i].hi[0]));
+    const __m512 extra_error = _mm512_sub_ps(xk, _mm512_permutex2var_ps(sv[i].lo[1], j, sv[i].hi[1]));
     const __m512 plus = _mm512_mask_blend_ps(positive, base_error, extra_error);
     const __m512 minus = _mm512_mask_blend_ps(positive, extra_error, base_error);
     acc[2 * i] = VF{_mm512_fmadd_ps(plus, plus, acc[2 * i].raw)};
@@ -975,26 +1004,36 @@ struct BitmodOutputVecs {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
   // Signed values by half step: for x > 0, and for x <= 0 (negated magnitudes, +0 for 0: the
   // reference's grid has only +0). Candidate 2 i has its extra +e on the positive side, 2 i + 1 -e.
+  // By sign index, only the first pair: entries 0-15 (x <= 0) negated.
   __m512 neg_half_scale, positive_lo, positive_hi, other_lo, other_hi;
-  BitmodOutputVecs(DF df, const BitmodConstants& k, int c_, float s) : c(c_), neg_half_scale(_mm512_set1_ps(-0.5f * s)) {
-    const BitmodScaleVecs sv(df, k, c / 2, s, s);
+  BitmodOutputVecs(DF df, const BitmodConstants& k, int c_, float s, bool sign_indexed)
+      : c(c_), neg_half_scale(_mm512_set1_ps(-0.5f * s)) {
+    const BitmodScaleVecs sv(df, k, c / 2, s, s, sign_indexed);
+    // (Selects, not sv.lo[c % 2]: an index known only at run time puts the tables on the stack.)
     const bool plus = c % 2 == 0;
-    positive_lo = plus ? sv.extra_lo : sv.base_lo;
-    positive_hi = plus ? sv.extra_hi : sv.base_hi;
-    other_lo = _mm512_sub_ps(_mm512_setzero_ps(), plus ? sv.base_lo : sv.extra_lo);
-    other_hi = _mm512_sub_ps(_mm512_setzero_ps(), plus ? sv.base_hi : sv.extra_hi);
+    if (sign_indexed) {
+      positive_lo = _mm512_sub_ps(_mm512_setzero_ps(), plus ? sv.lo[0] : sv.lo[1]);
+      positive_hi = plus ? sv.hi[0] : sv.hi[1];
+      return;
+    }
+    positive_lo = plus ? sv.lo[1] : sv.lo[0];  // the extra's table or the base's
+    positive_hi = plus ? sv.hi[1] : sv.hi[0];
+    other_lo = _mm512_sub_ps(_mm512_setzero_ps(), plus ? sv.lo[0] : sv.lo[1]);
+    other_hi = _mm512_sub_ps(_mm512_setzero_ps(), plus ? sv.hi[0] : sv.hi[1]);
   }
 #else
   BitmodScaleVecs sv;
-  BitmodOutputVecs(DF df, const BitmodConstants& k, int c_, float s) : c(c_), sv(df, k, c / 2, s, s) {}
+  BitmodOutputVecs(DF df, const BitmodConstants& k, int c_, float s, bool) : c(c_), sv(df, k, c / 2, s, s) {}
 #endif
 };
 
 // One vector of a candidate's values.
+template <bool kSignIndexed>
 HWY_INLINE VF BitmodValues(DF df, const BitmodConstants& k, const BitmodOutputVecs& o, VF x) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
   (void)df;
   (void)k;
+  if constexpr (kSignIndexed) return VF{_mm512_permutex2var_ps(o.positive_lo, BitmodSignIndex(x.raw, o.neg_half_scale), o.positive_hi)};
   const __mmask16 positive = BitmodPositive(x.raw);
   const __m512i j = BitmodHalfStep(x.raw, positive, o.neg_half_scale);
   return VF{_mm512_mask_blend_ps(positive, _mm512_permutex2var_ps(o.other_lo, j, o.other_hi),
@@ -1033,7 +1072,8 @@ HWY_INLINE bool BitmodCandidatesDiffer(DF df, const BitmodConstants& k, int i, c
 // then computed again, straight into the output: the kernel writes nothing but the output (stores
 // to scratch buffers queue behind output stores that wait for their cache lines, which held the
 // computation up on tensors beyond the cache).
-size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const float* in, float* out, size_t groups) {
+template <bool kSignIndexed>
+size_t BitmodGroups(const BitmodPlan& p, const BitmodFormat& format, const float* in, float* out, size_t groups) {
   const DF df;
   const size_t N = hn::Lanes(df);
   const size_t gs = p.group;
@@ -1069,8 +1109,8 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
     } else if (t.amax_bits[b] == 0) {
       for (size_t j = 0; j < gs; j += N) hn::StoreU(hn::Zero(df), df, dst + j);
     } else {
-      const BitmodOutputVecs o(df, kc, t.best[b], t.scale[t.best[b] / 2][b]);
-      for (size_t j = 0; j < gs; j += N) hn::StoreU(BitmodValues(df, kc, o, hn::LoadU(df, src + j)), df, dst + j);
+      const BitmodOutputVecs o(df, kc, t.best[b], t.scale[t.best[b] / 2][b], kSignIndexed);
+      for (size_t j = 0; j < gs; j += N) hn::StoreU(BitmodValues<kSignIndexed>(df, kc, o, hn::LoadU(df, src + j)), df, dst + j);
     }
   };
   HWY_ALIGN double err[4][kBatch];  // candidate, group
@@ -1129,10 +1169,11 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
         continue;
       }
       const float* src = in + (g0 + b) * gs;
-      const BitmodScaleVecs sv[2] = {{df, kc, 0, scale[0][b], scale[0][b] * pow2k[b]}, {df, kc, 1, scale[1][b], scale[1][b] * pow2k[b]}};
+      const BitmodScaleVecs sv[2] = {{df, kc, 0, scale[0][b], scale[0][b] * pow2k[b], kSignIndexed},
+                                     {df, kc, 1, scale[1][b], scale[1][b] * pow2k[b], kSignIndexed}};
       const VF vk = hn::Set(df, pow2k[b]);
       VF acc[4] = {hn::Zero(df), hn::Zero(df), hn::Zero(df), hn::Zero(df)};
-      for (size_t j = 0; j < gs; j += N) BitmodAddErrors(df, kc, sv, vk, hn::LoadU(df, src + j), acc);
+      for (size_t j = 0; j < gs; j += N) BitmodAddErrors<kSignIndexed>(df, kc, sv, vk, hn::LoadU(df, src + j), acc);
       double sums[4];
       SumOfLanes4(df, acc, sums);
       for (int c = 0; c < 4; ++c) err[c][b] = sums[c];
@@ -1191,6 +1232,13 @@ size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const f
   }
   for (size_t b = 0; b < kBatch; ++b) emit(batches[set ^ 1], b);
   return groups;
+}
+
+size_t BitmodGroupsSimd(const BitmodPlan& p, const BitmodFormat& format, const float* in, float* out, size_t groups) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  if (p.sign_indexed) return BitmodGroups<true>(p, format, in, out, groups);
+#endif
+  return BitmodGroups<false>(p, format, in, out, groups);
 }
 
 float AbsMaxSimd(const float* in, size_t n, bool* all_finite) {
