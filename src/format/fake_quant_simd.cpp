@@ -1004,16 +1004,16 @@ struct BitmodOutputVecs {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
   // Signed values by half step: for x > 0, and for x <= 0 (negated magnitudes, +0 for 0: the
   // reference's grid has only +0). Candidate 2 i has its extra +e on the positive side, 2 i + 1 -e.
-  // By sign index, only the first pair: entries 0-15 (x <= 0) negated.
-  __m512 neg_half_scale, positive_lo, positive_hi, other_lo, other_hi;
+  // By sign index, one signed table: the candidate's magnitudes with entries 0-15 (x <= 0) negated.
+  __m512 neg_half_scale, positive_lo, positive_hi, other_lo, other_hi, signed_lo, signed_hi;
   BitmodOutputVecs(DF df, const BitmodConstants& k, int c_, float s, bool sign_indexed)
       : c(c_), neg_half_scale(_mm512_set1_ps(-0.5f * s)) {
     const BitmodScaleVecs sv(df, k, c / 2, s, s, sign_indexed);
     // (Selects, not sv.lo[c % 2]: an index known only at run time puts the tables on the stack.)
     const bool plus = c % 2 == 0;
     if (sign_indexed) {
-      positive_lo = _mm512_sub_ps(_mm512_setzero_ps(), plus ? sv.lo[0] : sv.lo[1]);
-      positive_hi = plus ? sv.hi[0] : sv.hi[1];
+      signed_lo = _mm512_sub_ps(_mm512_setzero_ps(), plus ? sv.lo[0] : sv.lo[1]);
+      signed_hi = plus ? sv.hi[0] : sv.hi[1];
       return;
     }
     positive_lo = plus ? sv.lo[1] : sv.lo[0];  // the extra's table or the base's
@@ -1033,7 +1033,7 @@ HWY_INLINE VF BitmodValues(DF df, const BitmodConstants& k, const BitmodOutputVe
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
   (void)df;
   (void)k;
-  if constexpr (kSignIndexed) return VF{_mm512_permutex2var_ps(o.positive_lo, BitmodSignIndex(x.raw, o.neg_half_scale), o.positive_hi)};
+  if constexpr (kSignIndexed) return VF{_mm512_permutex2var_ps(o.signed_lo, BitmodSignIndex(x.raw, o.neg_half_scale), o.signed_hi)};
   const __mmask16 positive = BitmodPositive(x.raw);
   const __m512i j = BitmodHalfStep(x.raw, positive, o.neg_half_scale);
   return VF{_mm512_mask_blend_ps(positive, _mm512_permutex2var_ps(o.other_lo, j, o.other_hi),
