@@ -682,17 +682,13 @@ size_t QuantizeMxBlocksSimd(const ElementPlan& p, const Pow2FloorScale& rule, co
 size_t QuantizeNearestScaledBlocksSimd(const ElementPlan& p, const NearestMinifloatScale& rule, const float* in,
                                        float* out, size_t blocks, size_t block, uint64_t index0, bool stream) {
   const DF df;
-  const DI di;
   const size_t N = hn::Lanes(df);
   if (block % N != 0) return 0;
   constexpr size_t kBatch = 64;  // a multiple of every double lane count
   HWY_ALIGN float amax[kBatch], eff[kBatch];
   bool finite[kBatch];
   const bool plain = PlainNearestEven(p);
-  // Binade exponent field clamped to [emin, emax_clamp] (+127); magic = 2^(e - mantissa_bits + 23).
-  const VI field_lo = hn::Set(di, p.emin + 127), field_hi = hn::Set(di, p.emax_clamp + 127);
-  const VI magic_bias = hn::Set(di, 23 - p.mantissa_bits);
-  const VF maxv = hn::Set(df, p.max_value);
+  const PlainMinifloatElements plain_elements(p);
   // Streaming: each batch is quantized into a buffer, then written out non-temporally.
   std::vector<float> staging(stream ? kBatch * block : 0);
   for (size_t b0 = 0; b0 < blocks; b0 += kBatch) {
@@ -730,7 +726,7 @@ size_t QuantizeNearestScaledBlocksSimd(const ElementPlan& p, const NearestMinifl
       if (plain) {
         for (size_t j = 0; j < block; j += N) {
           const VF v = hn::Div(hn::LoadU(df, src + j), sv);
-          hn::StoreU(hn::Mul(QuantizeFiniteNearestEven(df, field_lo, field_hi, magic_bias, maxv, v), sv), df, dst + j);
+          hn::StoreU(hn::Mul(plain_elements(df, v, 0), sv), df, dst + j);
         }
         continue;
       }
