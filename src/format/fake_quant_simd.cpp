@@ -893,11 +893,12 @@ HWY_INLINE void SumOfLanes4(DF df, const VF (&v)[4], double (&sums)[4]) {
 struct BitmodScaleVecs {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
   __m512 neg_half_scale;  // -s / 2
+  __m512 inv_half_scale;  // float(2 / s), for the error sums' half steps
   // Two tables times factor. By half step: the base grid's ([0]) and the one with the scale's extra
   // ([1]). By sign index (BitmodPlan::sign_indexed): candidate 2 i's ([0]) and 2 i + 1's ([1]).
   __m512 lo[2], hi[2];
   BitmodScaleVecs(DF, const BitmodConstants& k, int i, float s, float factor, bool sign_indexed = false)
-      : neg_half_scale(_mm512_set1_ps(-0.5f * s)) {
+      : neg_half_scale(_mm512_set1_ps(-0.5f * s)), inv_half_scale(_mm512_set1_ps(2.0f / s)) {
     const __m512 f = _mm512_set1_ps(factor);
     lo[0] = _mm512_mul_ps(sign_indexed ? k.by_sign_index_lo[2 * i] : k.by_half_step_lo, f);
     hi[0] = _mm512_mul_ps(sign_indexed ? k.by_sign_index_hi[2 * i] : k.by_half_step_hi, f);
@@ -926,6 +927,29 @@ HWY_INLINE __m512i BitmodHalfStep(__m512 x, __mmask16 positive, __m512 neg_half_
 }
 
 HWY_INLINE __mmask16 BitmodPositive(__m512 x) { return _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ); }
+
+// Half steps for the error sums only, by one fused multiply-add: floor(|x| * float(2 / s)), without
+// the sign's tie rule, clamped to 31. |x| * r + 2^23 rounded down is 2^23 plus that floor, whose bit
+// pattern ends in the index (beyond 2^24 - 1 the clamp takes the pattern's larger exponent). The
+// product's one rounding (r's) moves 2 |v| by at most 2^-24 of itself, so an element gets the
+// neighbouring half step only where 2 |v| lies that close to an integer n; where the tables change at
+// n, n / 2 is the midpoint m of two grid values a < b (b - a >= 1), where both squared errors equal
+// ((b - a) / 2)^2 (s 2^k)^2 and differ by at most 2 (b - a) |v - m| (s 2^k)^2 <= 2 (b - a) |v| 2^-24 (s 2^k)^2:
+// at most 8 |v| / (b - a) 2^-24 <= 44 2^-24 of the element's term (|m| / (b - a) <= 11 / 2 on
+// BitMoD's grids). BitmodGroups widens its tolerance by that much; the output takes exact half steps.
+HWY_INLINE __m512i BitmodErrorHalfStep(__m512 magnitude, __m512 inv_half_scale) {
+  const __m512 biased = _mm512_fmadd_round_ps(magnitude, inv_half_scale, _mm512_set1_ps(0x1p23f), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  return _mm512_min_epu32(_mm512_castps_si512(biased), _mm512_set1_epi32(0x4B00001F));  // 2^23 + 31
+}
+
+// The sign index (below) for the error sums: F = floor(x * -float(2 / s)) clamped to [-16, 15] as
+// the bit pattern of 1.5 2^23 + F (its binade's unit is 1, and its pattern ends in F & 31), with the
+// bound of BitmodErrorHalfStep. x = +-0 gives F = 0, and a positive x whose product underflows F = -1
+// (the exact product lies below 1.5 2^23), as the exact sign index.
+HWY_INLINE __m512i BitmodErrorSignIndex(__m512 x, __m512 inv_half_scale) {
+  const __m512 biased = _mm512_fnmadd_round_ps(x, inv_half_scale, _mm512_set1_ps(0x1.8p23f), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  return _mm512_min_epi32(_mm512_max_epi32(_mm512_castps_si512(biased), _mm512_set1_epi32(0x4B400000 - 16)), _mm512_set1_epi32(0x4B400000 + 15));
+}
 
 // The sign index of v = x / s (BitmodPlan::sign_indexed): F = floor(x / (-s / 2)) as in
 // BitmodHalfStep, clamped to [-16, 15] before the conversion (so that no F is out of range); a
@@ -959,7 +983,7 @@ HWY_INLINE void BitmodAddErrors(DF df, const BitmodConstants& k, const BitmodSca
     // Each candidate's magnitudes by sign index: one lookup per candidate, no blends.
     const __m512 xk = _mm512_mul_ps(_mm512_abs_ps(x.raw), vk.raw);
     for (int i = 0; i < 2; ++i) {
-      const __m512i f = BitmodSignIndex(x.raw, sv[i].neg_half_scale);
+      const __m512i f = BitmodErrorSignIndex(x.raw, sv[i].inv_half_scale);
       const __m512 plus = _mm512_sub_ps(xk, _mm512_permutex2var_ps(sv[i].lo[0], f, sv[i].hi[0]));
       const __m512 minus = _mm512_sub_ps(xk, _mm512_permutex2var_ps(sv[i].lo[1], f, sv[i].hi[1]));
       acc[2 * i] = VF{_mm512_fmadd_ps(plus, plus, acc[2 * i].raw)};
@@ -970,10 +994,11 @@ HWY_INLINE void BitmodAddErrors(DF df, const BitmodConstants& k, const BitmodSca
   // Magnitudes: the candidates round x and -x to opposite values. An element takes the extra of
   // its sign's candidate in the cells and the base value otherwise, so of the two candidates of a
   // scale one has its extra-table error and the other its base-table error (zeros lie in no cell).
-  const __m512 xk = _mm512_mul_ps(_mm512_abs_ps(x.raw), vk.raw);
+  const __m512 magnitude = _mm512_abs_ps(x.raw);
+  const __m512 xk = _mm512_mul_ps(magnitude, vk.raw);
   const __mmask16 positive = BitmodPositive(x.raw);
   for (int i = 0; i < 2; ++i) {
-    const __m512i j = BitmodHalfStep(x.raw, positive, sv[i].neg_half_scale);
+    const __m512i j = BitmodErrorHalfStep(magnitude, sv[i].inv_half_scale);
     const __m512 base_error = _mm512_sub_ps(xk, _mm512_permutex2var_ps(sv[i].lo[0], j, sv[i].hi[0]));
     const __m512 extra_error = _mm512_sub_ps(xk, _mm512_permutex2var_ps(sv[i].lo[1], j, sv[i].hi[1]));
     const __m512 plus = _mm512_mask_blend_ps(positive, base_error, extra_error);
@@ -1080,7 +1105,9 @@ size_t BitmodGroups(const BitmodPlan& p, const BitmodFormat& format, const float
   const BitmodConstants kc(p);
   const DU du;
   const VU magnitude = hn::Set(du, 0x7FFFFFFFu);
-  const double rel = 2.0 * static_cast<double>(gs + 8) * 0x1p-24, abs_tol = static_cast<double>(gs) * 0x1p-140;
+  // The sums' relative error bound: float rounding (generously), plus the error half steps' (AVX-512:
+  // BitmodErrorHalfStep's 44 2^-24, rounded up).
+  const double rel = (2.0 * static_cast<double>(gs + 8) + 48.0) * 0x1p-24, abs_tol = static_cast<double>(gs) * 0x1p-140;
   // A batch's groups and what the output needs of them. Each batch's output is written during the
   // next batch's error pass, so that the choices' wait for the error sums overlaps other work.
   struct Batch {
