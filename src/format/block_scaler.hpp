@@ -10,6 +10,14 @@
 
 namespace lowbit::detail {
 
+// A scale format's values >= 0 ascending, whether each one's significand is odd, and whether the
+// positive codes 0, 1, 2, ... give them in order (then a value's index is its code).
+struct ScaleGrid {
+  std::vector<double> values;
+  std::vector<bool> odd;
+  bool code_indexed = false;
+};
+
 class BlockScaler {
  public:
   BlockScaler(const BlockFormat& f, double tensor);
@@ -25,13 +33,11 @@ class BlockScaler {
   double tensor_;
   std::optional<Pow2FloorScale> mx_;  // OCP MX floor rule on an E8M0 / pow2 scale, no tensor scale
   std::optional<NearestMinifloatScale> nearest_;
-  // Table: grid values g_i ascending and their products with the denominator.
-  std::vector<double> grid_;
+  // Table: the scale format's grid (cached per format) and its values' products with the denominator.
+  const ScaleGrid* grid_ = nullptr;
   std::vector<double> products_;
   size_t padded_ = 1;
-  bool code_indexed_ = false;
   int mantissa_bits_ = 0, bias_ = 0;
-  std::vector<bool> odd_;
   long double denom_ = 1;
   double inv_denom_ = 1;
 };
