@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -307,6 +309,18 @@ void fake_quant_block(const BlockFormat& bf, std::span<const float> in, std::spa
   });
 }
 
+// A BitMoD format's plan, built once per format: building it takes about a microsecond, which a
+// small tensor (one token's keys) would otherwise pay on every call.
+const detail::BitmodPlan& cached_bitmod_plan(const BitmodFormat& f) {
+  static std::mutex lock;
+  static std::map<std::pair<int, int>, detail::BitmodPlan> plans;  // by (base bits, group size)
+  const std::lock_guard<std::mutex> guard(lock);
+  const std::pair<int, int> key{f.params().base_bits, f.params().group_size};
+  auto it = plans.find(key);
+  if (it == plans.end()) it = plans.emplace(key, detail::make_bitmod_plan(f)).first;
+  return it->second;
+}
+
 }  // namespace
 
 void fake_quant(const Format& f, std::span<const float> in, std::span<float> out, std::span<const int64_t> shape,
@@ -327,7 +341,7 @@ void fake_quant(const Format& f, std::span<const float> in, std::span<float> out
   }
   const BitmodFormat& bm = *f.bitmod();
   const size_t gs = static_cast<size_t>(bm.params().group_size);
-  const detail::BitmodPlan plan = detail::make_bitmod_plan(bm);
+  const detail::BitmodPlan& plan = cached_bitmod_plan(bm);
   parallel_chunks(in.size(), opt.threads, gs, [&](size_t b, size_t e) {
     const size_t done = detail::bitmod_groups_simd(plan, bm, in.data() + b, out.data() + b, (e - b) / gs) * gs;
     bm.quantize_reference(in.subspan(b + done, e - b - done), out.subspan(b + done, e - b - done));
