@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <map>
+#include <memory>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -313,12 +313,12 @@ void fake_quant_block(const BlockFormat& bf, std::span<const float> in, std::spa
 // small tensor (one token's keys) would otherwise pay on every call.
 const detail::BitmodPlan& cached_bitmod_plan(const BitmodFormat& f) {
   static std::mutex lock;
-  static std::map<std::pair<int, int>, detail::BitmodPlan> plans;  // by (base bits, group size)
+  static std::vector<std::pair<BitmodParams, std::unique_ptr<const detail::BitmodPlan>>> plans;  // a few formats
   const std::lock_guard<std::mutex> guard(lock);
-  const std::pair<int, int> key{f.params().base_bits, f.params().group_size};
-  auto it = plans.find(key);
-  if (it == plans.end()) it = plans.emplace(key, detail::make_bitmod_plan(f)).first;
-  return it->second;
+  for (const auto& [params, plan] : plans)
+    if (params == f.params()) return *plan;
+  plans.emplace_back(f.params(), std::make_unique<const detail::BitmodPlan>(detail::make_bitmod_plan(f)));
+  return *plans.back().second;
 }
 
 }  // namespace
